@@ -1,0 +1,8 @@
+"""Typed, strictly validated configs: spk (dataset version) and tag (experiment)."""
+
+from vc_toolkit.config.core import ConfigError, build, to_dict
+from vc_toolkit.config.resolve import load_spk, load_tag
+from vc_toolkit.config.spk import SpkConfig
+from vc_toolkit.config.tag import TagConfig
+
+__all__ = ["ConfigError", "SpkConfig", "TagConfig", "build", "load_spk", "load_tag", "to_dict"]

@@ -1,0 +1,193 @@
+"""Schema of a dataset version (``conf/spk/<SPK>.yaml``).
+
+A *spk* is a corpus plus everything that shapes its features: sample rate,
+silence trimming, sentence segmentation, STFT/mel/pitch settings, the
+reduction factor and the split. Changing any of these makes a new spk
+(e.g. ``N2C_2`` → ``N2C_4``); the frozen copy in ``dump/<SPK>/config.yaml``
+guards against silent changes (see :mod:`vc_toolkit.config.pin`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from vc_toolkit.config.core import opt, sub
+
+
+@dataclass(kw_only=True)
+class Voice:
+    """An espeak-ng voice used by the embedded demo corpus."""
+
+    language: str = opt("en-us", "espeak-ng language/voice name")
+    variant: str = opt("m3", "espeak-ng voice variant (formant set), e.g. m3, f2, klatt4")
+    pitch: int = opt(50, "base pitch, 0-100", min=0, max=100)
+    range: int = opt(50, "pitch range, 0-100", min=0, max=100)
+    rate: int = opt(175, "speaking rate in words per minute", min=80, max=450)
+
+
+@dataclass(kw_only=True)
+class DemoCorpus:
+    """Parallel corpus synthesised locally with espeak-ng (no download)."""
+
+    name: Literal["demo"] = opt("demo", "corpus recipe: egs/demo")
+    text: str = opt("egs/demo/harvard_sentences.txt", "sentence list, 'id text' per line")
+    num_utts: int = opt(240, "number of sentences to synthesise (first N of the list)", min=3)
+    src: Voice = opt(
+        factory=lambda: Voice(variant="m3", pitch=40, range=30, rate=175), help="source voice"
+    )
+    tgt: Voice = opt(
+        factory=lambda: Voice(variant="f2", pitch=70, range=85, rate=135), help="target voice"
+    )
+
+
+@dataclass(kw_only=True)
+class ParallelCorpus:
+    """Bring-your-own parallel corpus: two folders of wavs matched by file stem."""
+
+    name: Literal["parallel"] = opt("parallel", "corpus recipe: egs/parallel")
+    src_wav_root: str = opt(help="folder with the source speaker's wavs (searched recursively)")
+    tgt_wav_root: str = opt(help="folder with the target speaker's wavs (searched recursively)")
+    pattern: str = opt("*.wav", "glob of audio files under each root")
+
+
+@dataclass(kw_only=True)
+class JvsCorpus:
+    """JVS parallel100: two speakers reading the same 100 sentences."""
+
+    name: Literal["jvs"] = opt("jvs", "corpus recipe: egs/jvs")
+    root: str = opt("downloads/jvs_ver1", "JVS root (contains jvs001 ... jvs100)")
+    src_speaker: str = opt("jvs001", "source speaker id")
+    tgt_speaker: str = opt("jvs010", "target speaker id")
+    url: str = opt("", "archive URL to download when root is missing (empty: no download)")
+
+
+@dataclass(kw_only=True)
+class JsutJsssCorpus:
+    """JSUT → JSSS: the voiceactress100 sentences read by both speakers."""
+
+    name: Literal["jsut_jsss"] = opt("jsut_jsss", "corpus recipe: egs/jsut_jsss")
+    jsut_root: str = opt("downloads/jsut_ver1.1", "JSUT root (contains voiceactress100/)")
+    jsss_root: str = opt("downloads/jsss_ver1", "JSSS root (contains voiceactress100/)")
+    jsut_url: str = opt(
+        "http://ss-takashi.sakura.ne.jp/corpus/jsut_ver1.1.zip", "JSUT archive URL"
+    )
+    jsss_url: str = opt("", "JSSS archive URL (empty: no download; JSSS needs a sign-up)")
+
+
+Corpus = DemoCorpus | ParallelCorpus | JvsCorpus | JsutJsssCorpus
+
+
+@dataclass(kw_only=True)
+class Split:
+    """Deterministic train/dev/eval split, made once at stage 0 and reused."""
+
+    dev: int = opt(10, "number of dev utterances", min=1)
+    eval: int = opt(10, "number of eval utterances", min=1)
+    seed: int = opt(0, "seed of the split shuffle")
+
+
+@dataclass(kw_only=True)
+class Trim:
+    """Silence handling with pydub semantics (dBFS thresholds, ms chunks)."""
+
+    enabled: bool = opt(True, "trim leading/trailing silence")
+    silence_thresh_h: float = opt(-50.0, "dBFS below which leading audio is silence", max=0)
+    silence_thresh_t: float = opt(-100.0, "dBFS below which trailing audio is silence", max=0)
+    chunk_size: int = opt(50, "scan step for head/tail trimming, ms", min=1)
+    min_silence_len: int = opt(
+        500, "internal pauses at least this long (ms, below silence_thresh_t) are silences", min=1
+    )
+    zero_internal_silence: bool = opt(True, "zero the samples of internal silences")
+
+
+@dataclass(kw_only=True)
+class Mel:
+    """Log-mel spectrogram settings."""
+
+    n_fft: int = opt(1024, "FFT size", min=16)
+    win_length: int = opt(1024, "analysis window length, samples", min=16)
+    hop_length: int = opt(256, "frame shift, samples (all streams share it)", min=1)
+    n_mels: int = opt(80, "number of mel bins", min=1)
+    fmin: float = opt(0.0, "lowest mel frequency, Hz", min=0)
+    fmax: float | None = opt(8000.0, "highest mel frequency, Hz (null: sample_rate / 2)")
+    clip: float = opt(1e-5, "floor on the mel magnitude before the log", min=0)
+    log_base: Literal["e", "10"] = opt("e", "log base of the mel: e or 10")
+
+
+@dataclass(kw_only=True)
+class Pitch:
+    """F0 extraction with WORLD (pyworld)."""
+
+    method: Literal["dio", "harvest"] = opt("dio", "dio+stonemask (fast) or harvest (robust)")
+    f0_floor: float = opt(71.0, "lowest F0 searched, Hz", min=1)
+    f0_ceil: float = opt(800.0, "highest F0 searched, Hz", min=1)
+    continuous: bool = opt(True, "interpolate log-F0 through unvoiced frames")
+
+
+@dataclass(kw_only=True)
+class Feats:
+    """Feature streams: log-mel, log-F0 + voiced mask, log energy."""
+
+    mel: Mel = sub(Mel, "log-mel settings")
+    pitch: Pitch = sub(Pitch, "F0 settings")
+
+
+@dataclass(kw_only=True)
+class Filters:
+    """When a pair is dropped at stage 1 (each drop is reported with its reason)."""
+
+    min_seconds: float = opt(0.3, "drop pairs with a side shorter than this after trimming", min=0)
+    min_voiced_fraction: float = opt(
+        0.05, "drop pairs with a side voiced on fewer frames than this", min=0, max=1
+    )
+    max_length_ratio: float = opt(
+        3.0, "drop pairs whose frame-count ratio exceeds this (either direction)", min=1
+    )
+    outlier_mad: float = opt(
+        6.0,
+        "drop pairs whose DTW cost or log length ratio is this many MADs from the corpus median",
+        min=0,
+    )
+
+
+@dataclass(kw_only=True)
+class SpkConfig:
+    """A dataset version."""
+
+    corpus: Corpus = opt(help="which corpus recipe prepares the lists, with its options")
+    note: str = opt("", "free text shown in reports")
+    sample_rate: int = opt(22050, "sample rate every file is resampled to, Hz", min=1000)
+    reduction_factor: int = opt(1, "frames per model step (r); durations count reduced frames", min=1)
+    split: Split = sub(Split, "dev/eval split")
+    exclude: list[str] = opt(factory=list, help="utterance ids left out of every split")
+    trim: Trim = sub(Trim, "silence trimming")
+    sentence_duration: bool = opt(True, "store per-segment frame counts (for prosody models)")
+    feats: Feats = sub(Feats, "feature extraction")
+    filters: Filters = sub(Filters, "bad-pair filters")
+
+    def validate(self) -> None:
+        mel = self.feats.mel
+        if mel.win_length > mel.n_fft:
+            raise ValueError(
+                f"feats.mel.win_length ({mel.win_length}) must be <= feats.mel.n_fft ({mel.n_fft})"
+            )
+        nyquist = self.sample_rate / 2
+        fmax = nyquist if mel.fmax is None else mel.fmax
+        if fmax > nyquist:
+            raise ValueError(
+                f"feats.mel.fmax ({fmax}) must be <= sample_rate / 2 ({nyquist}); "
+                "set it lower or null"
+            )
+        if mel.fmin >= fmax:
+            raise ValueError(f"feats.mel.fmin ({mel.fmin}) must be < fmax ({fmax})")
+        pitch = self.feats.pitch
+        if pitch.f0_floor >= pitch.f0_ceil:
+            raise ValueError(
+                f"feats.pitch.f0_floor ({pitch.f0_floor}) must be < f0_ceil ({pitch.f0_ceil})"
+            )
+        if self.trim.chunk_size > self.trim.min_silence_len:
+            raise ValueError(
+                f"trim.chunk_size ({self.trim.chunk_size} ms) must be <= "
+                f"trim.min_silence_len ({self.trim.min_silence_len} ms)"
+            )
