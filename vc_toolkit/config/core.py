@@ -33,19 +33,21 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
+from vc_toolkit.errors import UserError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration problem, reported as one line that says what and where."""
 
 
 def opt(
     default: Any = dataclasses.MISSING,
-    help: str = "",  # noqa: A002 - mirrors argparse
+    help: str = "",
     *,
-    min: float | None = None,  # noqa: A002
-    max: float | None = None,  # noqa: A002
+    min: float | None = None,
+    max: float | None = None,
     factory: Any = dataclasses.MISSING,
 ) -> Any:
     """Declare a config field with help text and an optional numeric range.
@@ -66,7 +68,7 @@ def opt(
     return dataclasses.field(default=default, metadata=meta)
 
 
-def sub(cls: type, help: str = "") -> Any:  # noqa: A002
+def sub(cls: type, help: str = "") -> Any:
     """A nested dataclass field defaulting to ``cls()``."""
     return opt(factory=cls, help=help)
 
@@ -142,7 +144,9 @@ def _convert(tp: Any, value: Any, key: str, where: str) -> Any:
             + (
                 _closest(str(value), [str(c) for c in choices], values=True)
                 if isinstance(value, str)
-                else " (quote it in YAML)" if str(value) in [str(c) for c in choices] else ""
+                else " (quote it in YAML)"
+                if str(value) in [str(c) for c in choices]
+                else ""
             )
         )
     if origin is list:
@@ -216,13 +220,16 @@ def build(cls: type[T], data: Mapping | None, where: str = "<config>", prefix: s
     """
     data = {} if data is None else data
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{where}: key '{prefix or '<top>'}' must be a mapping, got {_describe(data)}")
+        raise ConfigError(
+            f"{where}: key '{prefix or '<top>'}' must be a mapping, got {_describe(data)}"
+        )
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     for key in data:
         if key not in fields:
             raise ConfigError(
-                f"{where}: unknown key '{_join(prefix, key)}'" + _closest(str(key), list(fields), prefix)
+                f"{where}: unknown key '{_join(prefix, key)}'"
+                + _closest(str(key), list(fields), prefix)
             )
     kwargs = {}
     for name, f in fields.items():

@@ -23,7 +23,7 @@ from vc_toolkit.io import atomic_write_text
 UNPINNED_KEYS = ("note",)
 
 
-class PinnedConfigChanged(ConfigError):
+class ConfigChangedError(ConfigError):
     """The config file differs from the frozen copy of an existing run."""
 
     def __init__(self, message: str, diff: list[str]):
@@ -35,7 +35,7 @@ class PinnedConfigChanged(ConfigError):
 
 
 def _pinned_part(cfg: Any) -> dict:
-    data = to_dict(cfg) if not isinstance(cfg, dict) else dict(cfg)
+    data = to_dict(cfg)
     return {k: v for k, v in data.items() if k not in UNPINNED_KEYS}
 
 
@@ -84,13 +84,13 @@ def check_frozen(frozen: Path, cfg: Any, source: str, force: bool, what: str) ->
         The diff lines (empty when unchanged or nothing was frozen yet).
 
     Raises:
-        PinnedConfigChanged: the config changed and ``force`` is false.
+        ConfigChangedError: the config changed and ``force`` is false.
     """
     if not frozen.is_file():
         return []
     diff = diff_configs(_pinned_part(read_yaml(frozen)), _pinned_part(cfg))
     if diff and not force:
-        raise PinnedConfigChanged(
+        raise ConfigChangedError(
             f"{source} changed since {what} was frozen in {frozen}; "
             f"make a new {what.split()[0]} for the new settings, or pass --force to rebuild:",
             diff,

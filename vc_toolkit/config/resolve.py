@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
 from pathlib import Path
@@ -71,13 +72,13 @@ def config_path(layout: Layout, kind: str, name: str) -> Path:
         close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         listing = ", ".join(names) if names else "none"
-        raise ConfigError(
-            f"unknown {kind} '{name}': {path} not found{hint}; available: {listing}"
-        )
+        raise ConfigError(f"unknown {kind} '{name}': {path} not found{hint}; available: {listing}")
     return path
 
 
-def load_raw(layout: Layout, kind: str, name: str, _seen: tuple[str, ...] = ()) -> tuple[dict, list[Path]]:
+def load_raw(
+    layout: Layout, kind: str, name: str, _seen: tuple[str, ...] = ()
+) -> tuple[dict, list[Path]]:
     """Load ``conf/<kind>/<name>.yaml`` with its ``base:`` chain merged in.
 
     Returns:
@@ -129,10 +130,8 @@ def load_tag(name: str, root: str | Path | None = None) -> TagConfig:
 
 def _where(files: list[Path]) -> str:
     named = files[-1]
-    try:
+    with contextlib.suppress(ValueError):
         named = named.relative_to(Path.cwd())
-    except ValueError:
-        pass
     if len(files) == 1:
         return str(named)
     return f"{named} (with base {', '.join(p.stem for p in files[:-1])})"
@@ -175,5 +174,7 @@ def dump_yaml(data: Any, path: Path, header: str = "") -> None:
     """Write a resolved config as YAML (atomic: temp file + rename)."""
     from vc_toolkit.io import atomic_write_text
 
-    text = yaml.safe_dump(to_dict(data), sort_keys=False, allow_unicode=True, default_flow_style=None)
+    text = yaml.safe_dump(
+        to_dict(data), sort_keys=False, allow_unicode=True, default_flow_style=None
+    )
     atomic_write_text(path, (header + "\n" if header else "") + text)

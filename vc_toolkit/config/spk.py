@@ -24,6 +24,7 @@ class Voice:
     pitch: int = opt(50, "base pitch, 0-100", min=0, max=100)
     range: int = opt(50, "pitch range, 0-100", min=0, max=100)
     rate: int = opt(175, "speaking rate in words per minute", min=80, max=450)
+    pause_ms: int = opt(300, "pause inserted at the phrase break of long sentences, ms", min=0)
 
 
 @dataclass(kw_only=True)
@@ -34,11 +35,26 @@ class DemoCorpus:
     text: str = opt("egs/demo/harvard_sentences.txt", "sentence list, 'id text' per line")
     num_utts: int = opt(240, "number of sentences to synthesise (first N of the list)", min=3)
     src: Voice = opt(
-        factory=lambda: Voice(variant="m3", pitch=40, range=30, rate=175), help="source voice"
+        factory=lambda: Voice(variant="m3", pitch=40, range=30, rate=175, pause_ms=250),
+        help="source voice",
     )
     tgt: Voice = opt(
-        factory=lambda: Voice(variant="f2", pitch=70, range=85, rate=135), help="target voice"
+        factory=lambda: Voice(variant="f2", pitch=70, range=85, rate=135, pause_ms=500),
+        help="target voice",
     )
+    pause_min_words: int = opt(
+        7, "sentences with at least this many words get a pause at the middle word break", min=2
+    )
+    pad_ms: list[int] = opt(
+        factory=lambda: [100, 400], help="[min, max] ms of silence added before and after speech"
+    )
+    noise_dbfs: float | None = opt(-75.0, "background noise level, dBFS RMS (null: none)", max=0)
+
+    def validate(self) -> None:
+        if len(self.pad_ms) != 2 or not 0 <= self.pad_ms[0] <= self.pad_ms[1]:
+            raise ValueError(
+                f"corpus.pad_ms must be [min, max] with 0 <= min <= max, got {self.pad_ms}"
+            )
 
 
 @dataclass(kw_only=True)
@@ -69,9 +85,7 @@ class JsutJsssCorpus:
     name: Literal["jsut_jsss"] = opt("jsut_jsss", "corpus recipe: egs/jsut_jsss")
     jsut_root: str = opt("downloads/jsut_ver1.1", "JSUT root (contains voiceactress100/)")
     jsss_root: str = opt("downloads/jsss_ver1", "JSSS root (contains voiceactress100/)")
-    jsut_url: str = opt(
-        "http://ss-takashi.sakura.ne.jp/corpus/jsut_ver1.1.zip", "JSUT archive URL"
-    )
+    jsut_url: str = opt("http://ss-takashi.sakura.ne.jp/corpus/jsut_ver1.1.zip", "JSUT archive URL")
     jsss_url: str = opt("", "JSSS archive URL (empty: no download; JSSS needs a sign-up)")
 
 
@@ -158,7 +172,9 @@ class SpkConfig:
     corpus: Corpus = opt(help="which corpus recipe prepares the lists, with its options")
     note: str = opt("", "free text shown in reports")
     sample_rate: int = opt(22050, "sample rate every file is resampled to, Hz", min=1000)
-    reduction_factor: int = opt(1, "frames per model step (r); durations count reduced frames", min=1)
+    reduction_factor: int = opt(
+        1, "frames per model step (r); durations count reduced frames", min=1
+    )
     split: Split = sub(Split, "dev/eval split")
     exclude: list[str] = opt(factory=list, help="utterance ids left out of every split")
     trim: Trim = sub(Trim, "silence trimming")

@@ -143,14 +143,17 @@ class Scheduler:
     peak_lr: float = opt(1e-3, "highest learning rate (warmup, constant)", min=0)
     warm_up_step: int | None = opt(4000, "warmup length in steps of ref_batch_size", min=0)
     warmup_samples: int | None = opt(None, "warmup length in utterances (instead of warm_up_step)")
-    ref_batch_size: int = opt(16, "batch size at which warm_up_step/anneal_steps are counted", min=1)
+    ref_batch_size: int = opt(
+        16, "batch size at which warm_up_step/anneal_steps are counted", min=1
+    )
     base_lr: float = opt(1.0, "noam: lr = base_lr * hidden^-0.5 * min(s^-0.5, s * w^-1.5)", min=0)
     max_lr_scale: float | None = opt(
         None, "noam: cap on the Noam factor, so a short warmup cannot blow the lr up"
     )
     decay: Literal["rsqrt", "none"] = opt("rsqrt", "after warmup: 1/sqrt decay or hold the peak")
     anneal_steps: list[int] = opt(
-        factory=list, help="steps (at ref_batch_size) after which the lr is multiplied by anneal_rate"
+        factory=list,
+        help="steps (at ref_batch_size) after which the lr is multiplied by anneal_rate",
     )
     anneal_rate: float = opt(1.0, "multiplier applied at each anneal step", min=0)
     min_lr: float = opt(0.0, "floor of the learning rate", min=0)

@@ -82,9 +82,10 @@ def collate(items: list[dict]) -> Batch:
 
     Example:
         >>> import numpy as np
-        >>> item = dict(utt_id="u", src_mel=np.zeros((4, 2), "f4"), src_lf0=np.zeros(4, "f4"),
-        ...     src_vuv=np.ones(4, "f4"), src_energy=np.zeros(4, "f4"), tgt_mel=np.zeros((6, 2), "f4"),
-        ...     tgt_lf0=np.zeros(6, "f4"), tgt_vuv=np.ones(6, "f4"), tgt_energy=np.zeros(6, "f4"),
+        >>> z, o = np.zeros, np.ones
+        >>> item = dict(utt_id="u", src_mel=z((4, 2), "f4"), src_lf0=z(4, "f4"),
+        ...     src_vuv=o(4, "f4"), src_energy=z(4, "f4"), tgt_mel=z((6, 2), "f4"),
+        ...     tgt_lf0=z(6, "f4"), tgt_vuv=o(6, "f4"), tgt_energy=z(6, "f4"),
         ...     duration=np.array([2, 1, 1, 2]), src_seg=np.array([4]), tgt_seg=np.array([6]))
         >>> b = collate([item])
         >>> tuple(b.src_mel.shape), b.tgt_lens.tolist(), b.n_seg.tolist()

@@ -1,0 +1,90 @@
+"""Shared fixtures: throw-away recipe roots, config writers and test audio."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY_SPK = {
+    "note": "tiny demo corpus for tests",
+    "corpus": {"name": "demo", "num_utts": 10},
+    "sample_rate": 16000,
+    "reduction_factor": 2,
+    "split": {"dev": 2, "eval": 2, "seed": 0},
+    "trim": {
+        "silence_thresh_h": -50,
+        "silence_thresh_t": -60,
+        "chunk_size": 10,
+        "min_silence_len": 150,
+    },
+    "feats": {
+        "mel": {"n_fft": 512, "win_length": 512, "hop_length": 160, "n_mels": 20, "fmax": 7600},
+        "pitch": {"f0_floor": 60, "f0_ceil": 500},
+    },
+}
+
+
+def write_conf(root: Path, kind: str, name: str, data: dict | str) -> Path:
+    """Write ``conf/<kind>/<name>.yaml`` under a recipe root."""
+    path = root / "conf" / kind / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def new_root(base: Path) -> Path:
+    """A recipe root with the shipped model presets and demo sentences, and empty spk/tag dirs."""
+    root = base / "recipe"
+    (root / "conf" / "spk").mkdir(parents=True)
+    (root / "conf" / "tag").mkdir(parents=True)
+    shutil.copytree(REPO / "conf" / "model", root / "conf" / "model")
+    (root / "egs" / "demo").mkdir(parents=True)
+    shutil.copy(REPO / "egs/demo/harvard_sentences.txt", root / "egs/demo/harvard_sentences.txt")
+    return root
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A fresh recipe root (conf/, egs/demo text) in a temporary directory."""
+    return new_root(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A recipe root whose spk 'tiny' (10 demo utterances at 16 kHz) has finished stage 0.
+
+    Shared by the whole session: tests must not modify it (copy it first).
+    """
+    from vc_toolkit.data import prepare
+    from vc_toolkit.paths import Layout
+
+    root = new_root(tmp_path_factory.mktemp("tiny"))
+    write_conf(root, "spk", "tiny", TINY_SPK)
+    prepare.run("tiny", Layout(root), nj=2)
+    return root
+
+
+def make_wav(
+    path: Path,
+    sr: int = 16000,
+    seconds: float = 1.0,
+    channels: int = 1,
+    subtype: str = "PCM_16",
+    f0: float = 150.0,
+    seed: int = 0,
+) -> Path:
+    """Write a harmonic test tone with a little noise (any channel count / subtype)."""
+    t = np.arange(int(sr * seconds)) / sr
+    x = sum(0.2 / k * np.sin(2 * np.pi * f0 * k * t) for k in range(1, 6))
+    x = x + 0.003 * np.random.default_rng(seed).standard_normal(len(t))
+    data = np.repeat(x[:, None], channels, axis=1) if channels > 1 else x
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, data, sr, subtype=subtype)
+    return path

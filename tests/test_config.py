@@ -1,0 +1,161 @@
+"""Config loading, inheritance, presets and strict validation."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from conftest import REPO, write_conf
+
+from vc_toolkit.config import ConfigError, SpkConfig, TagConfig, build, load_spk, load_tag, to_dict
+from vc_toolkit.config.resolve import available, diff_configs
+from vc_toolkit.paths import Layout
+
+DEMO = {"corpus": {"name": "demo"}}
+
+
+def test_defaults_and_overrides(root):
+    write_conf(root, "spk", "a", {**DEMO, "sample_rate": 16000, "trim": {"silence_thresh_t": -60}})
+    cfg = load_spk("a", root)
+    assert cfg.sample_rate == 16000
+    assert cfg.trim.silence_thresh_t == -60.0 and isinstance(cfg.trim.silence_thresh_t, float)
+    assert cfg.trim.silence_thresh_h == -50.0  # untouched default
+
+
+def test_base_inheritance_deep_merges_and_replaces_lists(root):
+    write_conf(root, "spk", "a", {**DEMO, "exclude": ["x", "y"], "trim": {"chunk_size": 20}})
+    write_conf(root, "spk", "b", {"base": "a", "exclude": ["z"], "trim": {"silence_thresh_t": -70}})
+    write_conf(root, "spk", "c", {"base": "b", "note": "third"})
+    cfg = load_spk("c", root)
+    assert cfg.exclude == ["z"]
+    assert cfg.trim.chunk_size == 20 and cfg.trim.silence_thresh_t == -70.0
+    assert cfg.note == "third"
+
+
+def test_base_cycle_is_an_error(root):
+    write_conf(root, "spk", "a", {"base": "b", **DEMO})
+    write_conf(root, "spk", "b", {"base": "a"})
+    with pytest.raises(ConfigError, match="cycle: a -> b -> a"):
+        load_spk("a", root)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {**DEMO, "trim": {"silence_thresh_hh": -3}},
+            r"unknown key 'trim.silence_thresh_hh' \(did you mean 'trim.silence_thresh_h'\?\)",
+        ),
+        (
+            {**DEMO, "sampel_rate": 16000},
+            r"unknown key 'sampel_rate' \(did you mean 'sample_rate'\?\)",
+        ),
+        ({**DEMO, "sample_rate": "fast"}, r"key 'sample_rate' must be int, got str 'fast'"),
+        ({**DEMO, "split": {"dev": 0}}, r"key 'split.dev' must be >= 1, got 0"),
+        (
+            {**DEMO, "feats": {"pitch": {"method": "dyo"}}},
+            r"'feats.pitch.method' must be one of 'dio', 'harvest', got 'dyo' \(did you mean 'dio'",
+        ),
+        (
+            {**DEMO, "feats": {"mel": {"win_length": 2048}}},
+            r"win_length \(2048\) must be <= feats.mel.n_fft",
+        ),
+        ({"corpus": {"name": "parallel"}}, r"required key 'corpus.src_wav_root' is missing"),
+        ({"corpus": {"name": "dmeo"}}, r"'corpus.name' must be one of .*\(did you mean 'demo'\?\)"),
+        ({**DEMO, "trim": {"enabled": "yes"}}, r"'trim.enabled' must be bool, got str 'yes'"),
+    ],
+)
+def test_spk_validation_errors_name_file_and_key(root, data, message):
+    write_conf(root, "spk", "bad", data)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_spk("bad", root)
+    assert "bad.yaml" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"spk": "demo", "train": {"batch_sise": 4}},
+            r"unknown key 'train.batch_sise' \(did you mean 'train.batch_size'\?\)",
+        ),
+        ({"spk": "demo", "train": {"best_metric": "postmel"}}, r"did you mean 'post_mel'"),
+        (
+            {"spk": "demo", "pretrain": {"tg": "x"}},
+            r"unknown key 'pretrain.tg' \(did you mean 'pretrain.tag'\?\)",
+        ),
+        (
+            {"spk": "demo", "model": {"hidden": 30, "encoder": {"heads": 4}}},
+            r"model.encoder.heads \(4\) must divide model.hidden \(30\)",
+        ),
+        (
+            {"spk": "demo", "train": {"scheduler": {"type": "noam"}}},
+            r"noam needs scheduler.max_lr_scale",
+        ),
+        ({"note": "no spk"}, r"required key 'spk' is missing"),
+    ],
+)
+def test_tag_validation_errors(root, data, message):
+    write_conf(root, "tag", "t", data)
+    with pytest.raises(ConfigError, match=message):
+        load_tag("t", root)
+
+
+def test_unknown_name_lists_available(root):
+    write_conf(root, "spk", "N2C_2", DEMO)
+    write_conf(root, "spk", "N2C_4", DEMO)
+    with pytest.raises(ConfigError, match=r"unknown spk 'N2C_3'.*available: N2C_2, N2C_4"):
+        load_spk("N2C_3", root)
+
+
+def test_yaml_syntax_error_gives_line(root):
+    write_conf(root, "spk", "broken", "corpus: {name: demo\nsample_rate: 1\n")
+    with pytest.raises(ConfigError, match=r"broken.yaml: line \d+, column \d+: invalid YAML"):
+        load_spk("broken", root)
+
+
+def test_model_preset_then_overrides(root):
+    write_conf(root, "tag", "t", {"spk": "demo", "model": {"preset": "demo", "hidden": 64}})
+    cfg = load_tag("t", root)
+    preset = (REPO / "conf/model/demo.yaml").read_text()
+    assert "layers: 2" in preset
+    assert cfg.model.hidden == 64  # tag wins
+    assert cfg.model.encoder.layers == 2  # from the preset (default is 4)
+    assert cfg.model.preset == "demo"
+
+
+def test_tag_base_and_unknown_preset(root):
+    write_conf(root, "tag", "a", {"spk": "demo", "train": {"batch_size": 8}})
+    write_conf(root, "tag", "b", {"base": "a", "model": {"pitch_predictor": {"type": "ar"}}})
+    cfg = load_tag("b", root)
+    assert cfg.train.batch_size == 8 and cfg.model.pitch_predictor.type == "ar"
+    write_conf(root, "tag", "c", {"spk": "demo", "model": {"preset": "hueg"}})
+    with pytest.raises(ConfigError, match="unknown model 'hueg'"):
+        load_tag("c", root)
+
+
+def test_round_trip_through_dict():
+    cfg = build(TagConfig, {"spk": "x", "pretrain": {"tag": "p", "exclude": ["postnet"]}})
+    assert build(TagConfig, to_dict(cfg)) == cfg
+    spk = build(
+        SpkConfig, {"corpus": {"name": "parallel", "src_wav_root": "a", "tgt_wav_root": "b"}}
+    )
+    assert build(SpkConfig, to_dict(spk)) == spk
+
+
+def test_diff_configs_lists_changed_keys():
+    a = build(SpkConfig, DEMO)
+    b = dataclasses.replace(a, trim=dataclasses.replace(a.trim, silence_thresh_t=-60.0))
+    assert diff_configs(a, b) == ["trim.silence_thresh_t: -100.0 -> -60.0"]
+    assert diff_configs(a, a) == []
+
+
+def test_every_shipped_config_validates():
+    layout = Layout(REPO)
+    spks, tags = available(layout, "spk"), available(layout, "tag")
+    assert "demo" in spks and "demo_conv" in tags
+    for name in spks:
+        load_spk(name, REPO)
+    for name in tags:
+        assert load_tag(name, REPO).spk in spks

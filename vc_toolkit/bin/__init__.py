@@ -1,0 +1,1 @@
+"""Command-line entry points (thin argparse ``main()``s, installed as console scripts)."""

@@ -1,0 +1,43 @@
+"""Shared argparse pieces and the error handling every entry point uses."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from vc_toolkit import log
+from vc_toolkit.errors import UserError
+from vc_toolkit.paths import Layout
+
+
+def parser(prog: str, description: str, epilog: str | None = None) -> argparse.ArgumentParser:
+    """An ``ArgumentParser`` with the options every command shares (``--root``, ``--verbose``)."""
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--root",
+        default=None,
+        help="recipe root holding conf/, data/, dump/, exp/ (default: $VC_ROOT or the current dir)",
+    )
+    p.add_argument("--verbose", type=int, default=1, help="0: warnings only, 1: info, 2: debug")
+    return p
+
+
+def run(main: Callable[[argparse.Namespace, Layout], int | None], args: argparse.Namespace) -> int:
+    """Run ``main(args, layout)``; a :class:`UserError` becomes ``error: <one line>`` and exit 1."""
+    log.setup(args.verbose)
+    try:
+        return main(args, Layout.from_env(args.root)) or 0
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(
+            "interrupted; finished work is kept and re-running continues from it", file=sys.stderr
+        )
+        return 130

@@ -1,0 +1,65 @@
+"""Inspect configs: list spk/tag names, show a resolved config, get one value, document keys."""
+
+from __future__ import annotations
+
+import sys
+
+import yaml
+
+from vc_toolkit.bin import common
+from vc_toolkit.config import ConfigError, SpkConfig, TagConfig, load_spk, load_tag, to_dict
+from vc_toolkit.config.core import iter_keys
+from vc_toolkit.config.resolve import available, flatten
+
+EPILOG = """\
+examples:
+  vc-config list                     spk and tag names in conf/
+  vc-config show --tag demo_conv     the fully resolved tag (bases and preset applied)
+  vc-config get --tag demo_conv spk  one value (dotted key)
+  vc-config keys spk                 every spk key with type, default and help
+"""
+
+
+def _load(args, layout):
+    if bool(args.spk) == bool(args.tag):
+        raise ConfigError("give exactly one of --spk and --tag")
+    return load_spk(args.spk, layout.root) if args.spk else load_tag(args.tag, layout.root)
+
+
+def _main(args, layout) -> int:
+    if args.action == "list":
+        for kind in ("spk", "tag", "model", "optuna"):
+            print(f"{kind}: {' '.join(available(layout, kind)) or '(none)'}")
+    elif args.action == "show":
+        print(yaml.safe_dump(to_dict(_load(args, layout)), sort_keys=False), end="")
+    elif args.action == "get":
+        if not args.key:
+            raise ConfigError("vc-config get needs a dotted key, e.g. 'train.batch_size'")
+        flat = flatten(to_dict(_load(args, layout)))
+        if args.key not in flat:
+            raise ConfigError(f"no key '{args.key}' in the resolved config")
+        value = flat[args.key]
+        print("" if value is None else value)
+    elif args.action == "keys":
+        schema = {"spk": SpkConfig, "tag": TagConfig}.get(args.key or "")
+        if schema is None:
+            raise ConfigError("vc-config keys needs 'spk' or 'tag'")
+        rows = list(iter_keys(schema))
+        width = max(len(r[0]) for r in rows)
+        for key, tp, default, text in rows:
+            print(f"{key:<{width}}  {text}  [{tp}; default {default!r}]")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = common.parser("vc-config", __doc__, EPILOG)
+    p.add_argument("action", choices=["list", "show", "get", "keys"], help="what to do")
+    p.add_argument("key", nargs="?", help="get: dotted key; keys: spk or tag")
+    p.add_argument("--spk", help="dataset version name")
+    p.add_argument("--tag", help="experiment name")
+    args = p.parse_intermixed_args(argv)
+    return common.run(_main, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

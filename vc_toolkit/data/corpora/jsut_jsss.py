@@ -1,0 +1,33 @@
+"""JSUT → JSSS: the voiceactress100 sentences read by the JSUT and JSSS speakers.
+
+Both corpora name these files ``VOICEACTRESS100_XXX.wav``; they are found
+anywhere under ``jsut_root`` and ``jsss_root`` and matched by stem. JSUT can
+be downloaded when the network allows; JSSS needs its own download.
+"""
+
+from __future__ import annotations
+
+from vc_toolkit.config.spk import JsutJsssCorpus, SpkConfig
+from vc_toolkit.data.corpora.base import CorpusError, Prepared, match_by_stem
+from vc_toolkit.data.corpora.download import fetch_and_extract
+from vc_toolkit.paths import Layout
+
+PATTERN = "VOICEACTRESS100_*.wav"
+
+
+def prepare(cfg: SpkConfig, layout: Layout, nj: int = 1) -> Prepared:
+    """Pair JSUT and JSSS voiceactress100 files by stem."""
+    corpus = cfg.corpus
+    assert isinstance(corpus, JsutJsssCorpus)
+    files = {}
+    for side, root_key, url, what in (
+        ("src", "jsut_root", corpus.jsut_url, "JSUT"),
+        ("tgt", "jsss_root", corpus.jsss_url, "JSSS"),
+    ):
+        root = layout.resolve(getattr(corpus, root_key))
+        if not root.is_dir():
+            fetch_and_extract(url, root, what)
+        files[side] = sorted(root.rglob(PATTERN))
+        if not files[side]:
+            raise CorpusError(f"no {PATTERN} files under corpus.{root_key} {root}; check the path")
+    return match_by_stem(files["src"], files["tgt"])

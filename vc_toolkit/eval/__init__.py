@@ -1,0 +1,1 @@
+"""Objective evaluation of converted speech (MCD, F0, V/UV, duration)."""

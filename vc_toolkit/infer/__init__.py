@@ -1,0 +1,1 @@
+"""Conversion-time pieces: vocoders (log-mel → waveform)."""

@@ -1,0 +1,445 @@
+"""HiFi-GAN generator for inference, loading released checkpoints.
+
+The generator of [Kong et al., "HiFi-GAN: Generative adversarial networks for
+efficient and high fidelity speech synthesis", NeurIPS 2020]: a conv layer,
+then per upsampling stage a leaky ReLU (slope 0.1), a transposed conv
+(stride ``u``, kernel ``k``, padding ``(k - u) // 2``) and the average of
+``len(resblock_kernel_sizes)`` multi-receptive-field residual blocks, then a
+leaky ReLU (slope 0.01), a conv to one channel and ``tanh``. Output samples
+per input frame: ``prod(upsample_rates)``.
+
+Two checkpoint formats load:
+
+* **Original** (jik876/hifi-gan ``g_XXXXXXXX`` files): a torch file
+  ``{"generator": state_dict}`` and a ``config.json`` with ``upsample_rates``,
+  ``upsample_kernel_sizes``, ``upsample_initial_channel``, ``resblock``
+  (``"1"``: three dilated + three plain convs per block; ``"2"``: dilated convs
+  only), ``resblock_kernel_sizes``, ``resblock_dilation_sizes``, ``num_mels``,
+  ``sampling_rate``, ``hop_size`` (and ``n_fft``, ``win_size``, ``fmin``,
+  ``fmax``). Features: natural-log mel.
+* **ParallelWaveGAN** (kan-bayashi/ParallelWaveGAN ``checkpoint-XXXsteps.pkl``):
+  ``{"model": {"generator": state_dict}, ...}`` and a ``config.yml`` with
+  ``generator_type: HiFiGANGenerator`` and ``generator_params``. Features:
+  log mel in ``log_base`` (default 10), z-normalised with the training
+  statistics, read from ``mean``/``scale`` buffers in the state dict or from
+  ``stats.npy`` next to the checkpoint (``stats.h5`` needs ``h5py``). Only
+  single-band models (``out_channels: 1``) with LeakyReLU activations load.
+
+Weight normalisation [Salimans & Kingma, NeurIPS 2016] is folded into plain
+weights at load time: ``w = g * v / ||v||``, the norm taken over every axis
+but the one ``g`` spans. Both the ``weight_g``/``weight_v`` naming and the
+``parametrizations.weight.original0/1`` naming are understood.
+
+Example:
+    >>> cfg = GeneratorConfig(num_mels=4, upsample_rates=(2, 2), upsample_kernel_sizes=(4, 4),
+    ...                       upsample_initial_channel=8, resblock="2",
+    ...                       resblock_kernel_sizes=(3,), resblock_dilation_sizes=((1, 3),))
+    >>> Generator(cfg)(torch.zeros(1, 4, 5)).shape
+    torch.Size([1, 1, 20])
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import Tensor, nn
+
+from vc_toolkit.errors import UserError
+
+LRELU_SLOPE = 0.1
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Shape of a HiFi-GAN generator (names as in the original ``config.json``)."""
+
+    num_mels: int
+    upsample_rates: tuple[int, ...]
+    upsample_kernel_sizes: tuple[int, ...]
+    upsample_initial_channel: int
+    resblock: str
+    resblock_kernel_sizes: tuple[int, ...]
+    resblock_dilation_sizes: tuple[tuple[int, ...], ...]
+    kernel_size: int = 7
+    bias: bool = True
+    slope: float = LRELU_SLOPE
+
+    def __post_init__(self) -> None:
+        if self.resblock not in ("1", "2"):
+            raise UserError(f"HiFi-GAN resblock must be '1' or '2', got {self.resblock!r}")
+        if len(self.upsample_rates) != len(self.upsample_kernel_sizes):
+            raise UserError(
+                f"HiFi-GAN upsample_rates {list(self.upsample_rates)} and upsample_kernel_sizes "
+                f"{list(self.upsample_kernel_sizes)} differ in length"
+            )
+        for u, k in zip(self.upsample_rates, self.upsample_kernel_sizes):
+            if (k - u) % 2:
+                raise UserError(
+                    f"HiFi-GAN upsample kernel {k} with rate {u}: k - u must be even "
+                    "(otherwise the output is not frames * hop samples long)"
+                )
+        if len(self.resblock_kernel_sizes) != len(self.resblock_dilation_sizes):
+            raise UserError("HiFi-GAN resblock_kernel_sizes and resblock_dilation_sizes differ")
+
+    @property
+    def hop_length(self) -> int:
+        """Output samples per input frame."""
+        return math.prod(self.upsample_rates)
+
+
+class ResBlock(nn.Module):
+    """Residual block of dilated convs (type "1": each followed by a plain conv).
+
+    Args:
+        channels: Channels in and out.
+        kernel_size: Conv kernel (odd).
+        dilations: One dilation per residual unit.
+        two_convs: Type "1" block (``convs1`` + ``convs2``) or type "2" (``convs``).
+        bias: Convs have a bias.
+        slope: Leaky ReLU slope.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        kernel_size: int,
+        dilations: tuple[int, ...],
+        two_convs: bool,
+        bias: bool = True,
+        slope: float = LRELU_SLOPE,
+    ) -> None:
+        super().__init__()
+        self.slope = slope
+        self.two_convs = two_convs
+
+        def conv(d: int) -> nn.Conv1d:
+            pad = (kernel_size - 1) * d // 2
+            return nn.Conv1d(channels, channels, kernel_size, dilation=d, padding=pad, bias=bias)
+
+        if two_convs:
+            self.convs1 = nn.ModuleList(conv(d) for d in dilations)
+            self.convs2 = nn.ModuleList(conv(1) for _ in dilations)
+        else:
+            self.convs = nn.ModuleList(conv(d) for d in dilations)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (Tensor): (B, C, L) → (B, C, L)."""
+        if self.two_convs:
+            for c1, c2 in zip(self.convs1, self.convs2):
+                h = c1(F.leaky_relu(x, self.slope))
+                x = x + c2(F.leaky_relu(h, self.slope))
+        else:
+            for c in self.convs:
+                x = x + c(F.leaky_relu(x, self.slope))
+        return x
+
+
+class Generator(nn.Module):
+    """HiFi-GAN generator: log-mel (B, num_mels, T) → waveform (B, 1, T * hop)."""
+
+    def __init__(self, cfg: GeneratorConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        ch = cfg.upsample_initial_channel
+        k = cfg.kernel_size
+        self.conv_pre = nn.Conv1d(cfg.num_mels, ch, k, padding=(k - 1) // 2, bias=cfg.bias)
+        self.ups = nn.ModuleList()
+        self.resblocks = nn.ModuleList()
+        for i, (u, ku) in enumerate(zip(cfg.upsample_rates, cfg.upsample_kernel_sizes)):
+            c_in, c_out = ch // 2**i, ch // 2 ** (i + 1)
+            self.ups.append(
+                nn.ConvTranspose1d(c_in, c_out, ku, u, padding=(ku - u) // 2, bias=cfg.bias)
+            )
+            for kr, dil in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes):
+                self.resblocks.append(
+                    ResBlock(c_out, kr, tuple(dil), cfg.resblock == "1", cfg.bias, cfg.slope)
+                )
+        c_last = ch // 2 ** len(cfg.upsample_rates)
+        self.conv_post = nn.Conv1d(c_last, 1, k, padding=(k - 1) // 2, bias=cfg.bias)
+
+    def forward(self, mel: Tensor) -> Tensor:
+        """mel (Tensor): (B, num_mels, T) → waveform in [-1, 1], (B, 1, T * hop)."""
+        x = self.conv_pre(mel)
+        n = len(self.cfg.resblock_kernel_sizes)
+        for i, up in enumerate(self.ups):
+            x = up(F.leaky_relu(x, self.cfg.slope))
+            blocks = self.resblocks[i * n : (i + 1) * n]
+            x = sum(block(x) for block in blocks) / n
+        x = self.conv_post(F.leaky_relu(x))  # slope 0.01, as in the original
+        return torch.tanh(x)
+
+
+@dataclass
+class LoadedHiFiGAN:
+    """A generator with what its features must look like.
+
+    Attributes:
+        generator: The generator, eval mode, on the requested device.
+        sampling_rate: Sample rate it was trained at, Hz.
+        hop_size: Samples per frame.
+        num_mels: Mel bins.
+        log_base: Base of the log mel it expects (``math.e`` or e.g. 10).
+        mean: Per-bin mean subtracted before the generator, (num_mels,), or None.
+        scale: Per-bin scale dividing after the mean, (num_mels,), or None.
+        analysis: Other analysis settings found in the config (n_fft, win_length, fmin, fmax).
+    """
+
+    generator: Generator
+    sampling_rate: int
+    hop_size: int
+    num_mels: int
+    log_base: float
+    mean: Tensor | None = None
+    scale: Tensor | None = None
+    analysis: dict[str, Any] = field(default_factory=dict)
+
+
+def fold_weight_norm(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Replace weight-norm pairs ``(g, v)`` by plain ``weight = g * v / ||v||``.
+
+    Example:
+        >>> v = torch.tensor([[3.0, 4.0]]); g = torch.tensor([[10.0]])
+        >>> fold_weight_norm({"c.weight_g": g, "c.weight_v": v})["c.weight"].tolist()
+        [[6.0, 8.0]]
+    """
+    pairs = {
+        ".weight_g": ".weight_v",
+        ".parametrizations.weight.original0": ".parametrizations.weight.original1",
+    }
+    out: dict[str, Tensor] = {}
+    for key, value in state.items():
+        for g_suffix, v_suffix in pairs.items():
+            if key.endswith(g_suffix):
+                stem = key[: -len(g_suffix)]
+                out[stem + ".weight"] = _weight_from_norm(value, state[stem + v_suffix])
+                break
+            if key.endswith(v_suffix):
+                break
+        else:
+            out[key] = value
+    return out
+
+
+def _weight_from_norm(g: Tensor, v: Tensor) -> Tensor:
+    dim = next((d for d, n in enumerate(g.shape) if n > 1), 0)
+    moved = v.movedim(dim, 0)
+    norm = moved.reshape(moved.shape[0], -1).norm(dim=1)
+    shape = [1] * v.dim()
+    shape[dim] = -1
+    return v * (g / norm.reshape(shape))
+
+
+_PWG_RENAMES = [
+    (r"^input_conv\.", "conv_pre."),
+    (r"^upsamples\.(\d+)\.(?:1\.)?", r"ups.\1."),
+    (r"^blocks\.(\d+)\.convs([12])\.(\d+)\.(?:1\.)?", r"resblocks.\1.convs\2.\3."),
+    (r"^output_conv\.(?:1\.)?", "conv_post."),
+]
+
+
+def _from_pwg_names(state: dict[str, Tensor], two_convs: bool) -> dict[str, Tensor]:
+    out = {}
+    for key, value in state.items():
+        for pattern, repl in _PWG_RENAMES:
+            key = re.sub(pattern, repl, key)
+        if not two_convs:
+            key = re.sub(r"^(resblocks\.\d+\.)convs1\.", r"\1convs.", key)
+        out[key] = value
+    return out
+
+
+def _analysis(cfg: dict, **names: str) -> dict[str, Any]:
+    """n_fft, win_length, fmin, fmax of a vocoder config (None where absent)."""
+    names = {**names, "fmin": "fmin", "fmax": "fmax"}
+    return {ours: cfg.get(theirs) for ours, theirs in names.items()}
+
+
+def _require(cfg: dict, keys: tuple[str, ...], where: Path) -> None:
+    missing = [k for k in keys if k not in cfg]
+    if missing:
+        raise UserError(f"{where}: HiFi-GAN config lacks {', '.join(missing)}")
+
+
+_ORIGINAL_KEYS = (
+    "upsample_rates",
+    "upsample_kernel_sizes",
+    "upsample_initial_channel",
+    "resblock",
+    "resblock_kernel_sizes",
+    "resblock_dilation_sizes",
+    "num_mels",
+    "sampling_rate",
+    "hop_size",
+)
+
+
+def _original_config(cfg: dict, where: Path) -> tuple[GeneratorConfig, dict]:
+    _require(cfg, _ORIGINAL_KEYS, where)
+    gen = GeneratorConfig(
+        num_mels=int(cfg["num_mels"]),
+        upsample_rates=tuple(cfg["upsample_rates"]),
+        upsample_kernel_sizes=tuple(cfg["upsample_kernel_sizes"]),
+        upsample_initial_channel=int(cfg["upsample_initial_channel"]),
+        resblock=str(cfg["resblock"]),
+        resblock_kernel_sizes=tuple(cfg["resblock_kernel_sizes"]),
+        resblock_dilation_sizes=tuple(tuple(d) for d in cfg["resblock_dilation_sizes"]),
+    )
+    meta = {
+        "sampling_rate": int(cfg["sampling_rate"]),
+        "hop_size": int(cfg["hop_size"]),
+        "log_base": math.e,
+        "analysis": _analysis(cfg, n_fft="n_fft", win_length="win_size"),
+    }
+    return gen, meta
+
+
+def _pwg_config(cfg: dict, where: Path) -> tuple[GeneratorConfig, dict]:
+    _require(cfg, ("generator_params", "sampling_rate", "hop_size", "num_mels"), where)
+    kind = cfg.get("generator_type", "ParallelWaveGANGenerator")
+    if kind != "HiFiGANGenerator":
+        raise UserError(f"{where}: generator_type {kind!r} is not supported, only HiFiGANGenerator")
+    p = {k.replace("kernal", "kernel"): v for k, v in cfg["generator_params"].items()}
+    if p.get("out_channels", 1) != 1:
+        raise UserError(f"{where}: multi-band HiFi-GAN (out_channels > 1) is not supported")
+    if p.get("nonlinear_activation", "LeakyReLU") != "LeakyReLU":
+        raise UserError(f"{where}: only LeakyReLU activations are supported")
+    act = p.get("nonlinear_activation_params") or {}
+    dilations = p.get("resblock_dilations", [(1, 3, 5)] * 3)
+    gen = GeneratorConfig(
+        num_mels=int(p.get("in_channels", 80)),
+        upsample_rates=tuple(p.get("upsample_scales", (8, 8, 2, 2))),
+        upsample_kernel_sizes=tuple(p.get("upsample_kernel_sizes", (16, 16, 4, 4))),
+        upsample_initial_channel=int(p.get("channels", 512)),
+        resblock="1" if p.get("use_additional_convs", True) else "2",
+        resblock_kernel_sizes=tuple(p.get("resblock_kernel_sizes", (3, 7, 11))),
+        resblock_dilation_sizes=tuple(tuple(d) for d in dilations),
+        kernel_size=int(p.get("kernel_size", 7)),
+        bias=bool(p.get("bias", True)),
+        slope=float(act.get("negative_slope", 0.1)),
+    )
+    base = cfg.get("log_base", 10.0)
+    meta = {
+        "sampling_rate": int(cfg["sampling_rate"]),
+        "hop_size": int(cfg["hop_size"]),
+        "log_base": math.e if base is None else float(base),
+        "analysis": _analysis(cfg, n_fft="fft_size", win_length="win_length"),
+    }
+    return gen, meta
+
+
+def _pwg_stats(state: dict[str, Tensor], checkpoint: Path) -> tuple[Tensor, Tensor]:
+    if "mean" in state and "scale" in state:
+        return state.pop("mean").reshape(-1), state.pop("scale").reshape(-1)
+    npy, h5 = checkpoint.parent / "stats.npy", checkpoint.parent / "stats.h5"
+    if npy.exists():
+        stats = np.load(npy)
+        return torch.as_tensor(stats[0]).reshape(-1), torch.as_tensor(stats[1]).reshape(-1)
+    if h5.exists():
+        try:
+            import h5py
+        except ImportError:
+            raise UserError(
+                f"{h5} needs h5py (not installed); install it or save the statistics as "
+                f"{npy} with numpy.save(path, [mean, scale])"
+            ) from None
+        with h5py.File(h5, "r") as f:
+            mean, scale = f["mean"][()], f["scale"][()]
+        return torch.as_tensor(mean).reshape(-1), torch.as_tensor(scale).reshape(-1)
+    raise UserError(
+        f"{checkpoint}: a ParallelWaveGAN checkpoint needs its feature statistics; put "
+        f"stats.npy or stats.h5 (from its training) next to it"
+    )
+
+
+def find_config(checkpoint: Path) -> Path:
+    """The config next to ``checkpoint``: config.json, config.yml or config.yaml."""
+    for name in ("config.json", "config.yml", "config.yaml"):
+        if (checkpoint.parent / name).exists():
+            return checkpoint.parent / name
+    raise UserError(f"no config.json / config.yml next to {checkpoint}; set infer.vocoder.config")
+
+
+def load_hifigan(
+    checkpoint: str | Path, config: str | Path | None = None, device: str | torch.device = "cpu"
+) -> LoadedHiFiGAN:
+    """Load a HiFi-GAN generator from an original or ParallelWaveGAN checkpoint.
+
+    Args:
+        checkpoint: Torch file (``g_XXXXXXXX`` or ``checkpoint-XXXsteps.pkl``).
+        config: Its ``config.json`` (original) or ``config.yml`` (ParallelWaveGAN);
+            None: looked up next to the checkpoint.
+        device: Where the generator runs.
+
+    Returns:
+        The generator (weight norm folded, eval mode) and its feature settings.
+    """
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise UserError(f"HiFi-GAN checkpoint {checkpoint} does not exist")
+    config = find_config(checkpoint) if config is None else Path(config)
+    if not config.is_file():
+        raise UserError(f"HiFi-GAN config {config} does not exist")
+    text = config.read_text(encoding="utf-8")
+    is_json = config.suffix == ".json"
+    raw = json.loads(text) if is_json else yaml.safe_load(text)
+    gen_cfg, meta = (_original_config if is_json else _pwg_config)(raw, config)
+    if gen_cfg.hop_length != meta["hop_size"]:
+        raise UserError(
+            f"{config}: hop_size {meta['hop_size']} != product of upsample rates "
+            f"{gen_cfg.hop_length}"
+        )
+    try:
+        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as err:
+        first_line = str(err).strip().split("\n")[0]
+        raise UserError(f"cannot read HiFi-GAN checkpoint {checkpoint}: {first_line}") from None
+    mean = scale = None
+    if is_json:
+        if not isinstance(ckpt, dict) or "generator" not in ckpt:
+            raise UserError(f"{checkpoint}: expected a dict with key 'generator' (original format)")
+        state = dict(ckpt["generator"])
+    else:
+        if not isinstance(ckpt, dict) or "generator" not in ckpt.get("model", {}):
+            raise UserError(
+                f"{checkpoint}: expected ['model']['generator'] (ParallelWaveGAN format)"
+            )
+        state = dict(ckpt["model"]["generator"])
+        mean, scale = _pwg_stats(state, checkpoint)
+        state = _from_pwg_names(state, gen_cfg.resblock == "1")
+    generator = Generator(gen_cfg)
+    missing, unexpected = _load_state(generator, fold_weight_norm(state))
+    if missing or unexpected:
+        raise UserError(
+            f"{checkpoint} does not fit {config}: "
+            f"missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
+    generator.eval().to(device)
+    return LoadedHiFiGAN(
+        generator=generator,
+        sampling_rate=meta["sampling_rate"],
+        hop_size=meta["hop_size"],
+        num_mels=gen_cfg.num_mels,
+        log_base=meta["log_base"],
+        mean=None if mean is None else mean.float().to(device),
+        scale=None if scale is None else scale.float().to(device),
+        analysis=meta["analysis"],
+    )
+
+
+def _load_state(model: nn.Module, state: dict[str, Tensor]) -> tuple[list[str], list[str]]:
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    bad = [k for k in own if k in state and own[k].shape != state[k].shape]
+    if not (missing or unexpected or bad):
+        model.load_state_dict(state)
+    return missing + [f"{k} (shape)" for k in bad], unexpected

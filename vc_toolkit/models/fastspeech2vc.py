@@ -1,0 +1,334 @@
+"""FastSpeech2-style parallel voice conversion on mel spectrograms.
+
+Source mel frames are stacked by the reduction factor ``r``, encoded by a
+Conformer [Gulati et al., Interspeech 2020] or Transformer stack, and passed
+through a variance adaptor [Ren et al., "FastSpeech 2", ICLR 2021]:
+log-duration prediction and length regulation to the target length, then
+pitch and energy prediction at the target frame rate (``r`` values per reduced
+frame) with their embeddings added back. A decoder stack and a linear layer
+give ``r`` target mel frames per reduced frame, refined by a residual conv
+postnet [Shen et al., "Tacotron 2", ICASSP 2018]. Optional wGMM segment
+prosody (:mod:`vc_toolkit.models.prosody`) is added to the encoder output.
+
+Example:
+    >>> import torch
+    >>> from vc_toolkit.config.tag import ModelConfig, Stack, Postnet
+    >>> cfg = ModelConfig(hidden=8, encoder=Stack(layers=1, kernel_size=3),
+    ...                   decoder=Stack(layers=1, kernel_size=3), postnet=Postnet(layers=0))
+    >>> model = build_model(cfg, n_mels=4, reduction_factor=2)
+    >>> out = model.infer(torch.randn(1, 6, 4), torch.zeros(1, 6), torch.zeros(1, 6),
+    ...                   torch.tensor([6]))
+    >>> out["mel"].shape[1] == int(out["tgt_lens"][0]) == 2 * int(out["duration"].sum())
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from vc_toolkit.config.tag import ModelConfig, Postnet
+from vc_toolkit.data.batch import Batch
+from vc_toolkit.models.ar_pitch import ARPitchPredictor
+from vc_toolkit.models.blocks import BlockStack
+from vc_toolkit.models.frames import (
+    check_multiple,
+    lengths_to_mask,
+    reduced_mask,
+    stack_frames,
+    unstack_frames,
+)
+from vc_toolkit.models.layers import MaskedConv, RelPositionAttention
+from vc_toolkit.models.prosody import ProsodyModule, segment_ids
+from vc_toolkit.models.variance import ValueEmbedding, VariancePredictor, regulate_length
+
+
+class ConvPostnet(nn.Module):
+    """Residual conv postnet: (conv → LayerNorm → tanh → dropout) × (layers-1), then a conv.
+
+    Args:
+        n_mels (int): mel bins.
+        cfg (Postnet): layers (0: identity), channels, kernel, dropout.
+    """
+
+    def __init__(self, n_mels: int, cfg: Postnet) -> None:
+        super().__init__()
+        dims = [n_mels] + [cfg.channels] * (cfg.layers - 1) + [n_mels]
+        self.convs = nn.ModuleList(
+            MaskedConv(a, b, cfg.kernel_size) for a, b in zip(dims, dims[1:])
+        )
+        self.norms = nn.ModuleList(nn.LayerNorm(c) for c in dims[1:-1])
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, mel: Tensor, mask: Tensor) -> Tensor:
+        """(B, T, n_mels), mask (B, T) → refined mel ``mel + residual``, (B, T, n_mels)."""
+        y = mel
+        for k, conv in enumerate(self.convs):
+            y = conv(y, mask)
+            if k < len(self.norms):
+                y = self.dropout(torch.tanh(self.norms[k](y)))
+        return (mel + y).masked_fill(~mask[..., None], 0.0)
+
+
+def _stat(stats: Any, name: str) -> float:
+    value = stats.get(name) if isinstance(stats, Mapping) else getattr(stats, name, None)
+    if value is None:
+        raise ValueError(f"stats lacks {name!r}; give tgt_lf0_mean/std and tgt_energy_mean/std")
+    return float(value)
+
+
+def rescale_log(x: Tensor, scale: float, mean: float, std: float) -> Tensor:
+    """Multiply a normalised log-feature's linear value by ``scale``.
+
+    Un-normalises (``x * std + mean``), multiplies ``exp`` of it by ``scale`` (adds
+    ``log scale``) and normalises again.
+
+    Example:
+        >>> y = rescale_log(torch.tensor([0.0]), 2.0, math.log(100.0), 0.5)
+        >>> round(math.exp(float(y) * 0.5 + math.log(100.0)), 3)
+        200.0
+    """
+    return ((x * std + mean + math.log(scale)) - mean) / std
+
+
+class FastSpeech2VC(nn.Module):
+    """FastSpeech2-style VC model.
+
+    Args:
+        cfg (ModelConfig): model settings.
+        n_mels (int): mel bins.
+        reduction_factor (int): frames per reduced frame ``r``.
+    """
+
+    def __init__(self, cfg: ModelConfig, n_mels: int, reduction_factor: int) -> None:
+        super().__init__()
+        cfg.validate()
+        if reduction_factor < 1:
+            raise ValueError(f"reduction_factor must be >= 1, got {reduction_factor}")
+        h, r = cfg.hidden, reduction_factor
+        self.cfg, self.n_mels, self.r = cfg, n_mels, r
+        self.input_proj = nn.Linear(n_mels * r, h)
+        self.src_pitch_embed = self.src_energy_embed = None
+        if cfg.use_source_pitch_energy:
+            self.src_pitch_embed = ValueEmbedding(r, h, cfg.pitch_predictor.embed_kernel_size)
+            self.src_energy_embed = ValueEmbedding(r, h, cfg.energy_predictor.embed_kernel_size)
+        self.encoder = BlockStack(cfg.encoder, h)
+        self.prosody = (
+            ProsodyModule(h, n_mels * r, cfg.prosody) if cfg.prosody.type == "gmm" else None
+        )
+        self.duration_predictor = VariancePredictor(h, cfg.duration_predictor, 1)
+        pitch_cfg = cfg.pitch_predictor
+        if pitch_cfg.type == "ar":
+            self.pitch_predictor = ARPitchPredictor(h, pitch_cfg, r)
+        else:
+            self.pitch_predictor = VariancePredictor(h, pitch_cfg, r)
+        self.pitch_embed = ValueEmbedding(r, h, pitch_cfg.embed_kernel_size)
+        self.energy_predictor = VariancePredictor(h, cfg.energy_predictor, r)
+        self.energy_embed = ValueEmbedding(r, h, cfg.energy_predictor.embed_kernel_size)
+        self.decoder = BlockStack(cfg.decoder, h)
+        self.mel_proj = nn.Linear(h, n_mels * r)
+        self.postnet = ConvPostnet(n_mels, cfg.postnet) if cfg.postnet.layers else None
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, RelPositionAttention):
+                nn.init.xavier_uniform_(module.bias_u)
+                nn.init.xavier_uniform_(module.bias_v)
+
+    def num_params(self, trainable_only: bool = False) -> int:
+        """Number of parameters (only those with ``requires_grad`` if ``trainable_only``)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    def _encode(self, mel: Tensor, lf0: Tensor, energy: Tensor, lens: Tensor):
+        """Source frames → (encoder output (B, Ls, hidden), reduced source mask (B, Ls))."""
+        check_multiple(lens, self.r, "src_lens")
+        x = stack_frames(mel, self.r)
+        mask = reduced_mask(lens, self.r, x.shape[1])
+        x = self.input_proj(x)
+        if self.src_pitch_embed is not None:
+            x = x + self.src_pitch_embed(stack_frames(lf0, self.r), mask)
+            x = x + self.src_energy_embed(stack_frames(energy, self.r), mask)
+        return self.encoder(x.masked_fill(~mask[..., None], 0.0), mask), mask
+
+    def _predict_pitch(self, x: Tensor, mask: Tensor, target: Tensor | None) -> Tensor:
+        if isinstance(self.pitch_predictor, ARPitchPredictor):
+            if target is None:
+                return self.pitch_predictor.generate(x, mask)
+            return self.pitch_predictor(x, mask, target)
+        return self.pitch_predictor(x, mask)
+
+    def _decode(self, x: Tensor, mask: Tensor, frame_mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Reduced hidden (B, Lt, hidden) → mel before and after the postnet, (B, Tt, n_mels)."""
+        n_frames = frame_mask.shape[1]
+        mel = unstack_frames(self.mel_proj(self.decoder(x, mask)), self.r)[:, :n_frames]
+        mel = mel.masked_fill(~frame_mask[..., None], 0.0)
+        post = mel if self.postnet is None else self.postnet(mel, frame_mask)
+        return mel, post
+
+    def _frames(self, values: Tensor, n_frames: int) -> Tensor:
+        """Reduced values (B, L, r) → frame values (B, n_frames)."""
+        return unstack_frames(values, self.r)[:, :n_frames, 0]
+
+    def forward(self, batch: Batch) -> dict[str, Tensor]:
+        """Teacher-forced forward pass.
+
+        Args:
+            batch (Batch): padded batch (lengths multiples of ``r``).
+
+        Returns:
+            dict[str, Tensor]: ``mel`` and ``post_mel`` (B, Tt, n_mels); ``log_duration``
+            (B, Ls) predicted ``log(d + 1)`` per reduced source frame; ``pitch`` and
+            ``energy`` (B, Tt); ``src_mask`` (B, Ls) reduced and ``tgt_mask`` (B, Tt)
+            frame-rate bool masks. With gmm prosody also ``seg_mask`` (B, K) and the keys of
+            :meth:`ProsodyModule.forward` (``prosody_target``, ``gmm_logits``, ``gmm_means``,
+            ``gmm_log_scales`` and, with ``use_global``, the ``global_`` versions).
+        """
+        r = self.r
+        check_multiple(batch.tgt_lens, r, "tgt_lens")
+        enc, src_mask = self._encode(batch.src_mel, batch.src_lf0, batch.src_energy, batch.src_lens)
+        n_frames = batch.tgt_mel.shape[1]
+        tgt_mel = stack_frames(batch.tgt_mel, r)
+        tgt_mask = reduced_mask(batch.tgt_lens, r, tgt_mel.shape[1])
+        frame_mask = lengths_to_mask(batch.tgt_lens, n_frames)
+        out: dict[str, Tensor] = {"src_mask": src_mask, "tgt_mask": frame_mask}
+        if self.prosody is not None:
+            src_ids, seg_mask = segment_ids(
+                batch.src_seg, batch.n_seg, src_mask.sum(1), src_mask.shape[1]
+            )
+            tgt_ids, _ = segment_ids(batch.tgt_seg, batch.n_seg, tgt_mask.sum(1), tgt_mask.shape[1])
+            enc, extra = self.prosody(
+                enc, src_mask, src_ids, seg_mask.shape[1], tgt_mel, tgt_mask, tgt_ids
+            )
+            out.update(extra, seg_mask=seg_mask)
+        out["log_duration"] = self.duration_predictor(enc, src_mask)[..., 0]
+        durations = torch.zeros_like(src_mask, dtype=torch.long)
+        width = min(batch.duration.shape[1], durations.shape[1])
+        durations[:, :width] = batch.duration[:, :width]
+        x, _ = regulate_length(enc, durations.masked_fill(~src_mask, 0), tgt_mel.shape[1])
+        pitch_target = stack_frames(batch.tgt_lf0, r)
+        energy_target = stack_frames(batch.tgt_energy, r)
+        pitch = self._predict_pitch(x, tgt_mask, pitch_target)
+        x = x + self.pitch_embed(pitch_target, tgt_mask)
+        energy = self.energy_predictor(x, tgt_mask)
+        x = x + self.energy_embed(energy_target, tgt_mask)
+        out["mel"], out["post_mel"] = self._decode(x, tgt_mask, frame_mask)
+        out["pitch"], out["energy"] = self._frames(pitch, n_frames), self._frames(energy, n_frames)
+        return out
+
+    def _durations(self, log_duration: Tensor, mask: Tensor, scale: float) -> Tensor:
+        """Rounded durations (B, Ls) >= 0, zero on padding, at least one frame per row."""
+        d = torch.round((torch.exp(log_duration) - 1.0) * scale).clamp(min=0).long()
+        d = d.masked_fill(~mask, 0)
+        first = log_duration.masked_fill(~mask, float("-inf")).argmax(dim=1)
+        empty = d.sum(dim=1) == 0
+        bump = nn.functional.one_hot(first, d.shape[1]) * empty[:, None]
+        return d + bump
+
+    @torch.no_grad()
+    def infer(
+        self,
+        src_mel: Tensor,
+        src_lf0: Tensor,
+        src_energy: Tensor,
+        src_lens: Tensor,
+        src_seg: Tensor | None = None,
+        n_seg: Tensor | None = None,
+        *,
+        pitch_scale: float = 1.0,
+        energy_scale: float = 1.0,
+        duration_scale: float = 1.0,
+        prosody: str = "mean",
+        temperature: float = 1.0,
+        stats: Mapping[str, float] | Any | None = None,
+    ) -> dict[str, Tensor]:
+        """Convert a batch (the model runs in eval mode; its mode is restored afterwards).
+
+        Args:
+            src_mel (Tensor): normalised source log-mel, (B, Ts, n_mels).
+            src_lf0 (Tensor): normalised source log-F0, (B, Ts).
+            src_energy (Tensor): normalised source log energy, (B, Ts).
+            src_lens (Tensor): source frames, (B,) long, multiples of ``r``.
+            src_seg (Tensor | None): reduced source frames per segment, (B, K).
+            n_seg (Tensor | None): real segments, (B,).
+            pitch_scale (float): multiplies the predicted F0 in Hz (needs ``stats``).
+            energy_scale (float): multiplies the predicted (linear) energy (needs ``stats``).
+            duration_scale (float): multiplies the predicted durations before rounding.
+            prosody (str): wGMM choice, ``mean`` or ``sample``.
+            temperature (float): wGMM sampling temperature.
+            stats: mapping or object with floats ``tgt_lf0_mean``, ``tgt_lf0_std``,
+                ``tgt_energy_mean``, ``tgt_energy_std`` (the target normalisation).
+
+        Returns:
+            dict[str, Tensor]: ``mel`` (post-net) and ``mel_before`` (B, Tt, n_mels), ``pitch``
+            and ``energy`` (B, Tt) normalised, ``duration`` (B, Ls) reduced frames, ``tgt_lens``
+            (B,) frames (``r * duration.sum(1)``), ``log_duration`` (B, Ls) as predicted, and with gmm prosody ``prosody`` (B, K, D)
+            (plus ``global_prosody`` (B, D)).
+        """
+        for name, value in (("pitch_scale", pitch_scale), ("energy_scale", energy_scale)):
+            if value <= 0:
+                raise ValueError(f"{name} must be > 0, got {value}")
+            if value != 1.0 and stats is None:
+                raise ValueError(f"{name}={value} needs stats (target log-F0/energy mean and std)")
+        if duration_scale < 0:
+            raise ValueError(f"duration_scale must be >= 0, got {duration_scale}")
+        was_training = self.training
+        self.eval()
+        try:
+            scales = (pitch_scale, energy_scale, duration_scale)
+            features = (src_mel, src_lf0, src_energy, src_lens, src_seg, n_seg)
+            return self._infer(*features, scales, prosody, temperature, stats)
+        finally:
+            self.train(was_training)
+
+    def _infer(self, mel, lf0, energy, lens, seg, n_seg, scales, mode, temperature, stats):
+        pitch_scale, energy_scale, duration_scale = scales
+        r = self.r
+        enc, src_mask = self._encode(mel, lf0, energy, lens)
+        out: dict[str, Tensor] = {}
+        if self.prosody is not None:
+            ids, seg_mask = segment_ids(seg, n_seg, src_mask.sum(1), src_mask.shape[1])
+            enc, extra = self.prosody.infer(
+                enc, src_mask, ids, seg_mask.shape[1], mode, temperature
+            )
+            out.update(extra)
+        log_duration = self.duration_predictor(enc, src_mask)[..., 0]
+        durations = self._durations(log_duration, src_mask, duration_scale)
+        x, lens_reduced = regulate_length(enc, durations)
+        mask = lengths_to_mask(lens_reduced, x.shape[1])
+        frame_mask = lengths_to_mask(lens_reduced * r, x.shape[1] * r)
+        pitch = self._predict_pitch(x, mask, None)
+        if pitch_scale != 1.0:
+            mean, std = _stat(stats, "tgt_lf0_mean"), _stat(stats, "tgt_lf0_std")
+            pitch = rescale_log(pitch, pitch_scale, mean, std).masked_fill(~mask[..., None], 0)
+        x = x + self.pitch_embed(pitch, mask)
+        energy = self.energy_predictor(x, mask)
+        if energy_scale != 1.0:
+            mean, std = _stat(stats, "tgt_energy_mean"), _stat(stats, "tgt_energy_std")
+            energy = rescale_log(energy, energy_scale, mean, std).masked_fill(~mask[..., None], 0)
+        x = x + self.energy_embed(energy, mask)
+        mel_before, mel_after = self._decode(x, mask, frame_mask)
+        n_frames = frame_mask.shape[1]
+        out.update(
+            mel=mel_after,
+            mel_before=mel_before,
+            pitch=self._frames(pitch, n_frames),
+            energy=self._frames(energy, n_frames),
+            duration=durations,
+            log_duration=log_duration,
+            tgt_lens=lens_reduced * r,
+        )
+        return out
+
+
+def build_model(cfg: ModelConfig, n_mels: int, reduction_factor: int) -> FastSpeech2VC:
+    """Build a :class:`FastSpeech2VC` from its config."""
+    return FastSpeech2VC(cfg, n_mels, reduction_factor)
