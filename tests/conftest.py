@@ -31,6 +31,33 @@ TINY_SPK = {
 }
 
 
+TINY_TAG = {
+    "spk": "tiny",
+    "note": "tiny model for tests",
+    "model": {
+        "hidden": 32,
+        "encoder": {"layers": 1, "heads": 2, "ff_expansion": 2, "kernel_size": 3},
+        "decoder": {"layers": 1, "heads": 2, "ff_expansion": 2, "kernel_size": 3},
+        "duration_predictor": {"layers": 1, "channels": 32},
+        "pitch_predictor": {"layers": 1, "channels": 32, "ar": {"lstm_hidden": 32, "zoneout": 0.0}},
+        "energy_predictor": {"layers": 1, "channels": 32},
+        "prosody": {"dim": 4, "num_gaussians": 2, "extractor_channels": 16, "gru_hidden": 16},
+        "postnet": {"layers": 2, "channels": 32},
+    },
+    "train": {
+        "batch_size": 2,
+        "group_size": 2,
+        "epochs": 2,
+        "seed": 7,
+        "num_threads": 1,
+        "eval_interval": 1,
+        "ckpt_interval": 1,
+        "dev_images": 0,
+        "scheduler": {"peak_lr": 2.0e-3, "warm_up_step": 4, "ref_batch_size": 2},
+    },
+}
+
+
 def write_conf(root: Path, kind: str, name: str, data: dict | str) -> Path:
     """Write ``conf/<kind>/<name>.yaml`` under a recipe root."""
     path = root / "conf" / kind / f"{name}.yaml"
@@ -69,6 +96,25 @@ def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_conf(root, "spk", "tiny", TINY_SPK)
     prepare.run("tiny", Layout(root), nj=2)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_features_root(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of ``tiny_root`` whose spk 'tiny' has finished stage 1 too (do not modify)."""
+    from vc_toolkit.features import preprocess
+    from vc_toolkit.paths import Layout
+
+    root = tmp_path_factory.mktemp("tiny_feats") / "recipe"
+    shutil.copytree(tiny_root, root, symlinks=True)
+    preprocess.run("tiny", Layout(root), nj=1)
+    return root
+
+
+def copy_root(src: Path, dest_base: Path) -> Path:
+    """A private copy of a shared recipe root (tests that write into it use this)."""
+    dest = dest_base / "recipe"
+    shutil.copytree(src, dest, symlinks=True)
+    return dest
 
 
 def make_wav(

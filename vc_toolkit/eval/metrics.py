@@ -24,8 +24,9 @@ sample rate (:func:`score_pair`):
    only pairs where both frames are speech. A frame is speech when its power
    (mean of the WORLD power envelope over the full band) is above
    ``VAD_THRESHOLD_DB`` = -20 dB relative to the mean frame power of its
-   utterance, the rule of ESPnet's VC MCD script (``utils/mcd_calculate.py``,
-   after sprocket's ``extfrm``). A silent utterance has no speech frames.
+   utterance, the rule of sprocket's ``spc2npow``/``extfrm``
+   (k2kobayashi/sprocket, the VCC 2018 baseline). A silent utterance has no
+   speech frames.
 4. **F0**, on path pairs voiced on both sides (their count: ``voiced_frames``):
    ``f0_rmse_hz`` = RMS of ``f0 - f0'``; ``f0_rmse_cents`` = RMS of
    ``1200 * log2(f0 / f0')``; ``lf0_corr`` = Pearson correlation of
@@ -48,7 +49,7 @@ standard deviation (ddof 1), count ``n`` of non-NaN values and the half-width
 Example:
     >>> a = np.zeros((2, 3)); b = np.ones((2, 3))
     >>> round(mcd(a, b), 4), round(mcd(a, b, use_c0=True), 4)
-    (8.6859, 10.6379)
+    (8.6859, 10.638)
 """
 
 from __future__ import annotations
@@ -129,7 +130,9 @@ def _world(
     """WORLD analysis → ``(mcep (T, order + 1), f0 (T,), frame power (T,))``."""
     x = np.ascontiguousarray(x, dtype=np.float64)
     if method == "harvest":
-        f0, t = pyworld.harvest(x, sr, f0_floor=f0_floor, f0_ceil=f0_ceil, frame_period=frame_period_ms)
+        f0, t = pyworld.harvest(
+            x, sr, f0_floor=f0_floor, f0_ceil=f0_ceil, frame_period=frame_period_ms
+        )
     elif method == "dio":
         f0, t = pyworld.dio(x, sr, f0_floor=f0_floor, f0_ceil=f0_ceil, frame_period=frame_period_ms)
         f0 = pyworld.stonemask(x, f0, t, sr)
@@ -339,24 +342,33 @@ def score_pair(
     return row
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+
+
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Corpus-level statistics of :func:`score_pair` rows.
 
     Returns:
-        ``{metric: {"mean", "std", "n", "ci95"}}`` for every numeric key (NaN values
+        ``{metric: {"mean", "std", "n", "ci95"}}`` for every numeric key (other keys,
+        such as utterance ids, are skipped; NaN values
         ignored; std with ddof 1; ``ci95`` the half-width of the 95 % Student-t
         interval; NaN where ``n`` is too small), plus ``"count": {"rows", "silent",
         "unvoiced"}``.
 
     Example:
-        >>> s = summarize([{"mcd": 4.0, "silent": False}, {"mcd": 6.0, "silent": True}])
+        >>> s = summarize([{"utt": "a", "mcd": 4.0, "silent": False},
+        ...                {"utt": "b", "mcd": 6.0, "silent": True}])
         >>> s["mcd"]["mean"], s["mcd"]["n"], s["count"]
         (5.0, 2, {'rows': 2, 'silent': 1, 'unvoiced': 0})
     """
-    keys = [k for k in (rows[0] if rows else {}) if k not in FLAG_KEYS]
+    keys = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in FLAG_KEYS]
     out: dict[str, Any] = {}
     for key in keys:
-        values = np.array([r[key] for r in rows if key in r], dtype=np.float64)
+        numbers = [r[key] for r in rows if _is_number(r.get(key))]
+        if not numbers:
+            continue
+        values = np.array(numbers, dtype=np.float64)
         values = values[~np.isnan(values)]
         n = len(values)
         mean = float(values.mean()) if n else math.nan

@@ -128,11 +128,24 @@ def reduce_frames(x: np.ndarray, r: int) -> np.ndarray:
     return x.reshape(t // r, r, d).mean(axis=1)
 
 
+def _active(x: np.ndarray) -> np.ndarray:
+    """Frames above the utterance's floor (zeroed silences sit exactly at the log floor)."""
+    peak = x.max(axis=1)
+    active = peak > x.min() + 1e-3
+    return active if active.any() else np.ones(len(x), dtype=bool)
+
+
 def align_durations(src: np.ndarray, tgt: np.ndarray, r: int = 1) -> tuple[np.ndarray, float]:
     """DTW durations between two feature sequences at reduction factor ``r``.
 
-    Both sides are z-normalised per utterance and dimension (removing speaker-level
-    offsets), averaged over ``r`` frames, then aligned.
+    Both sides are z-normalised per utterance and dimension over their *active*
+    frames (frames above the log floor; zeroed silences excluded, so pauses do not
+    shrink the scale), averaged over ``r`` frames, then aligned.
+
+    The returned cost is scale-free: the mean distance along the path (steps
+    touching an active frame) divided by the mean distance between all pairs of
+    active frames. Well-aligned parallel pairs score clearly lower than pairs of
+    different sentences, whatever their pause structure.
 
     Args:
         src: Source features, (Ts, D), ``Ts % r == 0``.
@@ -141,13 +154,20 @@ def align_durations(src: np.ndarray, tgt: np.ndarray, r: int = 1) -> tuple[np.nd
 
     Returns:
         ``(durations, cost)``: (Ts // r,) int64 target-reduced-frame counts summing to
-        ``Tt // r``, and the normalised path cost (for outlier detection).
+        ``Tt // r``, and the relative path cost (for outlier detection).
     """
-
-    def znorm(x: np.ndarray) -> np.ndarray:
-        return (x - x.mean(0)) / (x.std(0) + 1e-5)
-
-    a = reduce_frames(znorm(np.asarray(src, dtype=np.float64)), r)
-    b = reduce_frames(znorm(np.asarray(tgt, dtype=np.float64)), r)
-    path, cost = dtw(distance_matrix(a, b))
+    sides = []
+    for x in (src, tgt):
+        x = np.asarray(x, dtype=np.float64)
+        act = _active(x)
+        z = (x - x[act].mean(0)) / (x[act].std(0) + 1e-5)
+        act_r = reduce_frames(act[:, None].astype(np.float64), r)[:, 0] > 0.5
+        sides.append((reduce_frames(z, r), act_r))
+    (a, act_a), (b, act_b) = sides
+    dist = distance_matrix(a, b)
+    path, _ = dtw(dist)
+    on = act_a[path[:, 0]] | act_b[path[:, 1]]
+    base = dist[np.ix_(act_a, act_b)].mean() if act_a.any() and act_b.any() else dist.mean()
+    along = dist[path[on, 0], path[on, 1]].mean() if on.any() else 0.0
+    cost = float(along / base) if base > 0 else 0.0
     return durations_from_path(path, len(a), len(b)), cost

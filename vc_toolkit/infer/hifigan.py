@@ -231,11 +231,8 @@ def fold_weight_norm(state: dict[str, Tensor]) -> dict[str, Tensor]:
 
 def _weight_from_norm(g: Tensor, v: Tensor) -> Tensor:
     dim = next((d for d, n in enumerate(g.shape) if n > 1), 0)
-    moved = v.movedim(dim, 0)
-    norm = moved.reshape(moved.shape[0], -1).norm(dim=1)
-    shape = [1] * v.dim()
-    shape[dim] = -1
-    return v * (g / norm.reshape(shape))
+    # the kernel weight-normed modules run, so folded weights match them bit for bit
+    return torch._weight_norm(v, g, dim)
 
 
 _PWG_RENAMES = [
@@ -263,27 +260,7 @@ def _analysis(cfg: dict, **names: str) -> dict[str, Any]:
     return {ours: cfg.get(theirs) for ours, theirs in names.items()}
 
 
-def _require(cfg: dict, keys: tuple[str, ...], where: Path) -> None:
-    missing = [k for k in keys if k not in cfg]
-    if missing:
-        raise UserError(f"{where}: HiFi-GAN config lacks {', '.join(missing)}")
-
-
-_ORIGINAL_KEYS = (
-    "upsample_rates",
-    "upsample_kernel_sizes",
-    "upsample_initial_channel",
-    "resblock",
-    "resblock_kernel_sizes",
-    "resblock_dilation_sizes",
-    "num_mels",
-    "sampling_rate",
-    "hop_size",
-)
-
-
 def _original_config(cfg: dict, where: Path) -> tuple[GeneratorConfig, dict]:
-    _require(cfg, _ORIGINAL_KEYS, where)
     gen = GeneratorConfig(
         num_mels=int(cfg["num_mels"]),
         upsample_rates=tuple(cfg["upsample_rates"]),
@@ -303,7 +280,6 @@ def _original_config(cfg: dict, where: Path) -> tuple[GeneratorConfig, dict]:
 
 
 def _pwg_config(cfg: dict, where: Path) -> tuple[GeneratorConfig, dict]:
-    _require(cfg, ("generator_params", "sampling_rate", "hop_size", "num_mels"), where)
     kind = cfg.get("generator_type", "ParallelWaveGANGenerator")
     if kind != "HiFiGANGenerator":
         raise UserError(f"{where}: generator_type {kind!r} is not supported, only HiFiGANGenerator")
@@ -315,7 +291,7 @@ def _pwg_config(cfg: dict, where: Path) -> tuple[GeneratorConfig, dict]:
     act = p.get("nonlinear_activation_params") or {}
     dilations = p.get("resblock_dilations", [(1, 3, 5)] * 3)
     gen = GeneratorConfig(
-        num_mels=int(p.get("in_channels", 80)),
+        num_mels=int(p.get("in_channels", cfg.get("num_mels", 80))),
         upsample_rates=tuple(p.get("upsample_scales", (8, 8, 2, 2))),
         upsample_kernel_sizes=tuple(p.get("upsample_kernel_sizes", (16, 16, 4, 4))),
         upsample_initial_channel=int(p.get("channels", 512)),
@@ -360,6 +336,26 @@ def _pwg_stats(state: dict[str, Tensor], checkpoint: Path) -> tuple[Tensor, Tens
     )
 
 
+def _read_state(
+    checkpoint: Path, original: bool, two_convs: bool
+) -> tuple[dict[str, Tensor], Tensor | None, Tensor | None]:
+    """Generator state dict under the original names, plus ParallelWaveGAN's statistics."""
+    try:
+        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as err:
+        first_line = str(err).strip().split("\n")[0]
+        raise UserError(f"cannot read HiFi-GAN checkpoint {checkpoint}: {first_line}") from None
+    if original:
+        if not isinstance(ckpt, dict) or "generator" not in ckpt:
+            raise UserError(f"{checkpoint}: expected a dict with key 'generator' (original format)")
+        return dict(ckpt["generator"]), None, None
+    if not isinstance(ckpt, dict) or "generator" not in ckpt.get("model", {}):
+        raise UserError(f"{checkpoint}: expected ['model']['generator'] (ParallelWaveGAN format)")
+    state = dict(ckpt["model"]["generator"])
+    mean, scale = _pwg_stats(state, checkpoint)
+    return _from_pwg_names(state, two_convs), mean, scale
+
+
 def find_config(checkpoint: Path) -> Path:
     """The config next to ``checkpoint``: config.json, config.yml or config.yaml."""
     for name in ("config.json", "config.yml", "config.yaml"):
@@ -391,30 +387,18 @@ def load_hifigan(
     text = config.read_text(encoding="utf-8")
     is_json = config.suffix == ".json"
     raw = json.loads(text) if is_json else yaml.safe_load(text)
-    gen_cfg, meta = (_original_config if is_json else _pwg_config)(raw, config)
+    if not isinstance(raw, dict):
+        raise UserError(f"{config}: expected a mapping of HiFi-GAN settings")
+    try:
+        gen_cfg, meta = (_original_config if is_json else _pwg_config)(raw, config)
+    except KeyError as err:
+        raise UserError(f"{config}: HiFi-GAN config lacks key {err}") from None
     if gen_cfg.hop_length != meta["hop_size"]:
         raise UserError(
             f"{config}: hop_size {meta['hop_size']} != product of upsample rates "
             f"{gen_cfg.hop_length}"
         )
-    try:
-        ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except Exception as err:
-        first_line = str(err).strip().split("\n")[0]
-        raise UserError(f"cannot read HiFi-GAN checkpoint {checkpoint}: {first_line}") from None
-    mean = scale = None
-    if is_json:
-        if not isinstance(ckpt, dict) or "generator" not in ckpt:
-            raise UserError(f"{checkpoint}: expected a dict with key 'generator' (original format)")
-        state = dict(ckpt["generator"])
-    else:
-        if not isinstance(ckpt, dict) or "generator" not in ckpt.get("model", {}):
-            raise UserError(
-                f"{checkpoint}: expected ['model']['generator'] (ParallelWaveGAN format)"
-            )
-        state = dict(ckpt["model"]["generator"])
-        mean, scale = _pwg_stats(state, checkpoint)
-        state = _from_pwg_names(state, gen_cfg.resblock == "1")
+    state, mean, scale = _read_state(checkpoint, is_json, two_convs=gen_cfg.resblock == "1")
     generator = Generator(gen_cfg)
     missing, unexpected = _load_state(generator, fold_weight_norm(state))
     if missing or unexpected:

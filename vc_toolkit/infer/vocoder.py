@@ -67,7 +67,12 @@ class Vocoder(ABC):
         return self.batch([log_mel])[0]
 
     def batch(self, log_mels: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Synthesise several utterances at once; each (T_i, n_mels) → (T_i * hop_length,)."""
+        """Synthesise several utterances at once; each (T_i, n_mels) → (T_i * hop_length,).
+
+        Shorter utterances are padded to the longest, so a waveform can differ slightly
+        from a single call: HiFi-GAN near its end (receptive field), Griffin-Lim throughout
+        (the iterations spread the changed boundary). Each result is still deterministic.
+        """
         mels = [self._check(m) for m in log_mels]
         if not mels:
             return []
@@ -188,7 +193,7 @@ class GriffinLim(Vocoder):
         return self._istft(mag * t / (t.abs() + 1e-8), length)
 
     def _initial_phase(self, mag: Tensor, lens: list[int]) -> Tensor:
-        """Seeded uniform phase, drawn per utterance so a batch matches single calls."""
+        """Seeded uniform phase, drawn per utterance so it does not depend on the batch."""
         phase = torch.zeros(mag.shape)
         for i, n in enumerate(lens):
             gen = torch.Generator().manual_seed(self.seed)

@@ -269,9 +269,10 @@ class FastSpeech2VC(nn.Module):
 
         Returns:
             dict[str, Tensor]: ``mel`` (post-net) and ``mel_before`` (B, Tt, n_mels), ``pitch``
-            and ``energy`` (B, Tt) normalised, ``duration`` (B, Ls) reduced frames, ``tgt_lens``
-            (B,) frames (``r * duration.sum(1)``), ``log_duration`` (B, Ls) as predicted, and with gmm prosody ``prosody`` (B, K, D)
-            (plus ``global_prosody`` (B, D)).
+            and ``energy`` (B, Tt) normalised, ``duration`` (B, Ls) reduced frames,
+            ``log_duration`` (B, Ls) as predicted, ``tgt_lens`` (B,) frames
+            (``r * duration.sum(1)``), and with gmm prosody ``prosody`` (B, K, D) (plus
+            ``global_prosody`` (B, D)).
         """
         for name, value in (("pitch_scale", pitch_scale), ("energy_scale", energy_scale)):
             if value <= 0:

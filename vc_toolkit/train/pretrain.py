@@ -1,0 +1,195 @@
+"""Pretrain → fine-tune chains: resolve ancestors, check compatibility, load weights, lineage.
+
+A tag with ``pretrain: {tag: A, checkpoint: epoch100, ...}`` starts from A's
+weights (and, with ``reset_optimizer: false``, A's optimizer and schedule).
+Chains may be long (A → B → C); a cycle is an error. What was loaded, skipped
+or missing is printed as a report, and the whole ancestry (tag, checkpoint,
+epoch/step, spk fingerprint) is written to ``exp/<TAG>/lineage.json``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from vc_toolkit import log
+from vc_toolkit.config import TagConfig, load_tag
+from vc_toolkit.config.pin import read_fingerprint
+from vc_toolkit.config.resolve import flatten, read_yaml
+from vc_toolkit.errors import UserError
+from vc_toolkit.paths import Layout
+from vc_toolkit.train import checkpoint
+
+logger = log.get("pretrain")
+#: spk keys that must agree for weights to transfer
+COMPATIBLE_KEYS = (
+    "sample_rate",
+    "reduction_factor",
+    "feats.mel.n_fft",
+    "feats.mel.win_length",
+    "feats.mel.hop_length",
+    "feats.mel.n_mels",
+    "feats.mel.fmin",
+    "feats.mel.fmax",
+    "feats.mel.log_base",
+)
+
+
+class PretrainError(UserError):
+    """The pretrain chain cannot be used as configured."""
+
+
+def chain(tag: str, layout: Layout) -> list[str]:
+    """Ancestors of ``tag`` through ``pretrain.tag``, oldest first (``tag`` excluded).
+
+    Raises:
+        PretrainError: the chain has a cycle.
+    """
+    seen = [tag]
+    cfg = load_tag(tag, layout.root)
+    while cfg.pretrain is not None:
+        parent = cfg.pretrain.tag
+        if parent in seen:
+            raise PretrainError(f"pretrain chain has a cycle: {' -> '.join([*seen, parent])}")
+        seen.append(parent)
+        cfg = load_tag(parent, layout.root)
+    return list(reversed(seen[1:]))
+
+
+def is_trained(tag: str, layout: Layout, name: str) -> bool:
+    folder = layout.exp(tag) / "checkpoints"
+    try:
+        checkpoint.resolve(folder, name)
+    except checkpoint.CheckpointError:
+        return False
+    return True
+
+
+def _prefix_match(name: str, prefixes: list[str]) -> bool:
+    return any(name == p or name.startswith(p.rstrip(".") + ".") or fnmatch.fnmatch(name, p) for p in prefixes)
+
+
+def check_compatible(spk: str, parent_spk: str, layout: Layout) -> None:
+    """Refuse a pretrain whose spk features differ in a way weights cannot bridge."""
+    if spk == parent_spk:
+        return
+    ours = flatten(read_yaml(layout.dump(spk) / "config.yaml"))
+    theirs_path = layout.dump(parent_spk) / "config.yaml"
+    if not theirs_path.is_file():
+        raise PretrainError(
+            f"the pretrain tag's spk '{parent_spk}' has no frozen config ({theirs_path}); "
+            f"run ./run.sh --stage 0 --stop_stage 1 --spk {parent_spk}"
+        )
+    theirs = flatten(read_yaml(theirs_path))
+    diffs = [f"{k}: {theirs.get(k)!r} (pretrain) vs {ours.get(k)!r}" for k in COMPATIBLE_KEYS if ours.get(k) != theirs.get(k)]
+    if diffs:
+        raise PretrainError(
+            f"pretrain spk '{parent_spk}' and spk '{spk}' have incompatible features: "
+            + "; ".join(diffs)
+        )
+
+
+@dataclass
+class LoadReport:
+    """What happened to each parameter when loading pretrained weights."""
+
+    loaded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[str] = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)
+    frozen: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = []
+        for name in ("loaded", "missing", "unexpected", "mismatched", "excluded", "frozen"):
+            items = getattr(self, name)
+            shown = ", ".join(items[:8]) + (f", ... ({len(items) - 8} more)" if len(items) > 8 else "")
+            out.append(f"{name:>10}: {len(items):4d}" + (f"  {shown}" if items and name != "loaded" else ""))
+        return out
+
+
+def load_weights(model: nn.Module, weights: dict, strict: bool, exclude: list[str], freeze: list[str]) -> LoadReport:
+    """Copy matching tensors of ``weights`` into ``model``.
+
+    Args:
+        model: The model being initialised.
+        weights: A state dict (from a checkpoint's ``model`` entry).
+        strict: Any missing, unexpected or shape-mismatched name is an error.
+        exclude: Name prefixes (or globs) not loaded.
+        freeze: Name prefixes (or globs) whose parameters get ``requires_grad = False``.
+
+    Returns:
+        The :class:`LoadReport`.
+
+    Raises:
+        PretrainError: ``strict`` and the state dicts differ.
+    """
+    own = model.state_dict()
+    report = LoadReport()
+    to_load = {}
+    for name, tensor in weights.items():
+        if _prefix_match(name, exclude):
+            report.excluded.append(name)
+        elif name not in own:
+            report.unexpected.append(name)
+        elif own[name].shape != tensor.shape:
+            report.mismatched.append(f"{name} {tuple(tensor.shape)}->{tuple(own[name].shape)}")
+        else:
+            to_load[name] = tensor
+            report.loaded.append(name)
+    report.missing = [n for n in own if n not in weights and not _prefix_match(n, exclude)]
+    if strict and (report.missing or report.unexpected or report.mismatched):
+        first = (report.missing + report.unexpected + report.mismatched)[0]
+        raise PretrainError(
+            f"pretrain.strict is true but the weights differ ({len(report.missing)} missing, "
+            f"{len(report.unexpected)} unexpected, {len(report.mismatched)} mismatched; first: "
+            f"{first}); set strict: false to skip them, or exclude them"
+        )
+    with torch.no_grad():
+        for name, tensor in to_load.items():
+            own[name].copy_(tensor.to(own[name].device, own[name].dtype))
+    for name, param in model.named_parameters():
+        if _prefix_match(name, freeze):
+            param.requires_grad_(False)
+            report.frozen.append(name)
+    return report
+
+
+def apply_freeze(model: nn.Module, freeze: list[str]) -> None:
+    """Re-apply ``freeze`` (after a resume, where weights come from the tag's own checkpoint)."""
+    for name, param in model.named_parameters():
+        if _prefix_match(name, freeze):
+            param.requires_grad_(False)
+
+
+def lineage_entry(tag: str, layout: Layout, ckpt_path: Path, state: dict, cfg: TagConfig) -> dict:
+    fp = read_fingerprint(layout.dump(cfg.spk)) or {}
+    return {
+        "tag": tag,
+        "spk": cfg.spk,
+        "spk_fingerprint": fp.get("fingerprint"),
+        "checkpoint": str(ckpt_path),
+        "epoch": state.get("epoch"),
+        "step": state.get("step"),
+    }
+
+
+def write_lineage(exp_dir: Path, tag: str, cfg: TagConfig, parent: dict | None, layout: Layout) -> list[dict]:
+    """Write ``lineage.json``: this tag, then its ancestors (nearest first)."""
+    fp = read_fingerprint(layout.dump(cfg.spk)) or {}
+    me = {"tag": tag, "spk": cfg.spk, "spk_fingerprint": fp.get("fingerprint")}
+    chain_rows = [me]
+    if parent is not None:
+        parent_lineage = layout.exp(parent["tag"]) / "lineage.json"
+        ancestors = json.loads(parent_lineage.read_text())[1:] if parent_lineage.is_file() else []
+        chain_rows += [parent, *ancestors]
+    from vc_toolkit.io import atomic_write_text
+
+    atomic_write_text(exp_dir / "lineage.json", json.dumps(chain_rows, indent=2) + "\n")
+    return chain_rows

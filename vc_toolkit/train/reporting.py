@@ -1,0 +1,115 @@
+"""What a run leaves behind for people: TensorBoard, a text log, history and summary.
+
+* ``tensorboard/``: every loss, lr, grad norm, padding fraction, frames/s per
+  step; dev losses, mel and pitch images and Griffin-Lim audio per evaluation.
+* ``train.log``: the console log.
+* ``history.jsonl``: one row per epoch (train averages, dev losses when
+  evaluated, lr, seconds); reports and loss-curve plots read it.
+* ``summary.json``: epochs done, seconds per epoch, best dev losses, parameter
+  count, code commit, spk fingerprint, lineage.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+from vc_toolkit import __version__
+from vc_toolkit.io import atomic_write_text
+
+
+def code_version() -> dict:
+    """Package version and, when run from a git checkout, its commit (``+dirty`` if modified)."""
+    here = Path(__file__).resolve().parent
+    info = {"vc_toolkit": __version__, "torch": torch.__version__, "python": platform.python_version()}
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+        if commit:
+            info["commit"] = commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return info
+
+
+class RunLog:
+    """Writers of one run; all no-ops when ``enabled`` is false (non-zero ranks)."""
+
+    def __init__(self, exp_dir: Path, enabled: bool, resume_step: int = 0, resume_epoch: int = 0):
+        self.exp_dir = exp_dir
+        self.enabled = enabled
+        self.tb = None
+        self._handler: logging.Handler | None = None
+        if not enabled:
+            return
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.tb = SummaryWriter(str(exp_dir / "tensorboard"), purge_step=resume_step or None)
+        self._handler = logging.FileHandler(exp_dir / "train.log")
+        self._handler.setFormatter(
+            logging.Formatter("%(asctime)s [%(name)s] %(message)s", "%Y-%m-%d %H:%M:%S")
+        )
+        logging.getLogger().addHandler(self._handler)
+        self._truncate_history(resume_epoch)
+
+    @property
+    def history_path(self) -> Path:
+        return self.exp_dir / "history.jsonl"
+
+    def _truncate_history(self, epoch: int) -> None:
+        rows = read_history(self.exp_dir)
+        kept = [r for r in rows if r["epoch"] <= epoch]
+        if len(kept) != len(rows):
+            atomic_write_text(self.history_path, "".join(json.dumps(r) + "\n" for r in kept))
+
+    def scalars(self, prefix: str, values: dict[str, float], step: int) -> None:
+        if self.tb is not None:
+            for name, value in values.items():
+                self.tb.add_scalar(f"{prefix}/{name}", value, step)
+
+    def figure(self, name: str, fig, step: int) -> None:
+        if self.tb is not None:
+            self.tb.add_figure(name, fig, step)
+
+    def audio(self, name: str, wav, sample_rate: int, step: int) -> None:
+        if self.tb is not None:
+            clip = torch.as_tensor(wav).float().view(1, -1).clamp(-1.0, 1.0)
+            self.tb.add_audio(name, clip, step, sample_rate)
+
+    def history(self, row: dict) -> None:
+        if self.enabled:
+            with open(self.history_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+
+    def summary(self, data: dict) -> None:
+        if self.enabled:
+            atomic_write_text(self.exp_dir / "summary.json", json.dumps(data, indent=2) + "\n")
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.flush()
+            self.tb.close()
+        if self._handler is not None:
+            logging.getLogger().removeHandler(self._handler)
+            self._handler.close()
+
+
+def read_history(exp_dir: Path) -> list[dict]:
+    """Rows of ``history.jsonl`` (empty when missing)."""
+    path = exp_dir / "history.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

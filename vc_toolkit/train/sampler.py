@@ -1,0 +1,135 @@
+"""Length-grouped batches (FastSpeech2's ``batch_size`` × ``group_size`` scheme).
+
+Each epoch: shuffle the utterances, take them ``batch_size * group_size`` at a
+time, sort each such group by length, cut it into ``group_size`` batches, and
+shuffle the order of all batches. Batches therefore hold utterances of similar
+length (little padding) while the data order still changes every epoch. The
+whole plan is a pure function of ``(seed, epoch)``, so a resumed run replays
+exactly the batches an uninterrupted run would have seen.
+
+``group_size`` changes only how many utterances are sorted together, never how
+many go into one optimizer step.
+
+Example:
+    >>> s = GroupedBatchSampler([5, 9, 3, 7, 8, 2], batch_size=2, group_size=3, seed=0)
+    >>> batches = s.batches(epoch=0)
+    >>> sorted(i for b in batches for i in b)
+    [0, 1, 2, 3, 4, 5]
+    >>> batches == s.batches(epoch=0), batches == s.batches(epoch=1)
+    (True, False)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+
+class GroupedBatchSampler:
+    """Deterministic length-grouped batch sampler, shardable across ranks.
+
+    Args:
+        lengths: Length of every utterance (e.g. target frames); sorting key.
+        batch_size: Utterances per batch (per rank).
+        group_size: Batches sorted together.
+        seed: Base seed; each epoch uses ``(seed, epoch)``.
+        shuffle: False gives length-sorted batches in a fixed order (evaluation).
+        max_frames: Optional cap on ``len(batch) * max length``; larger batches are
+            split in halves until they fit (a single long utterance always forms a batch).
+        extra_lengths: Optional second length per utterance (e.g. source frames) counted
+            in the padding statistics and the frame cap.
+        rank: This process' rank in data-parallel training.
+        world_size: Number of ranks. Rank ``r`` takes batches ``r, r + W, ...``; when
+            the batch count does not divide by ``W``, the first batches are repeated so
+            every rank runs the same number of steps.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        group_size: int = 1,
+        seed: int = 0,
+        shuffle: bool = True,
+        max_frames: int | None = None,
+        extra_lengths: Sequence[int] | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
+        if batch_size < 1 or group_size < 1:
+            raise ValueError("batch_size and group_size must be >= 1")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside world size {world_size}")
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.extra = None if extra_lengths is None else np.asarray(extra_lengths, dtype=np.int64)
+        self.batch_size = batch_size
+        self.group_size = group_size
+        self.seed = seed
+        self.shuffle = shuffle
+        self.max_frames = max_frames
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+        self.start_batch = 0
+
+    def _split_to_fit(self, batch: list[int]) -> list[list[int]]:
+        if self.max_frames is None or len(batch) == 1:
+            return [batch]
+        cost = len(batch) * int(self.lengths[batch].max())
+        if self.extra is not None:
+            cost = max(cost, len(batch) * int(self.extra[batch].max()))
+        if cost <= self.max_frames:
+            return [batch]
+        half = len(batch) // 2
+        return self._split_to_fit(batch[:half]) + self._split_to_fit(batch[half:])
+
+    def all_batches(self, epoch: int) -> list[list[int]]:
+        """Every batch of ``epoch`` (all ranks), in training order."""
+        n = len(self.lengths)
+        if not self.shuffle:
+            order = np.argsort(-self.lengths, kind="stable")
+            cut = [order[i : i + self.batch_size].tolist() for i in range(0, n, self.batch_size)]
+            return [b for batch in cut for b in self._split_to_fit(batch)]
+        rng = np.random.default_rng([self.seed, epoch])
+        perm = rng.permutation(n)
+        chunk = self.batch_size * self.group_size
+        batches: list[list[int]] = []
+        for start in range(0, n, chunk):
+            group = perm[start : start + chunk]
+            group = group[np.argsort(-self.lengths[group], kind="stable")]
+            for b in range(0, len(group), self.batch_size):
+                batches.extend(self._split_to_fit(group[b : b + self.batch_size].tolist()))
+        order = rng.permutation(len(batches))
+        return [batches[i] for i in order]
+
+    def batches(self, epoch: int) -> list[list[int]]:
+        """This rank's batches of ``epoch``."""
+        every = self.all_batches(epoch)
+        if self.world_size == 1:
+            return every
+        short = (-len(every)) % self.world_size
+        every = every + every[:short]
+        return every[self.rank :: self.world_size]
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Select the epoch to iterate, skipping its first ``start_batch`` batches (resume)."""
+        self.epoch = epoch
+        self.start_batch = start_batch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        yield from self.batches(self.epoch)[self.start_batch :]
+
+    def __len__(self) -> int:
+        return len(self.batches(self.epoch)) - self.start_batch
+
+    def padding_fraction(self, batches: list[list[int]]) -> float:
+        """Share of padded frames over ``batches`` (both length streams when given)."""
+        real = padded = 0
+        for b in batches:
+            for lens in (self.lengths, self.extra):
+                if lens is None:
+                    continue
+                real += int(lens[b].sum())
+                padded += len(b) * int(lens[b].max())
+        return 1.0 - real / padded if padded else 0.0

@@ -1,0 +1,325 @@
+"""One set-up path for every training run (stage 2, fine-tuning, Optuna trials).
+
+:func:`setup` checks the prerequisites (features of the spk built and current,
+tag config unchanged since its first run), builds data loaders, model, loss,
+optimizer and schedule, and restores state: from the tag's own checkpoint when
+one exists (exact resume), else from the pretrain tag when configured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from vc_toolkit import log
+from vc_toolkit.config import SpkConfig, TagConfig, load_spk, load_tag
+from vc_toolkit.config.pin import check_frozen, freeze, read_fingerprint
+from vc_toolkit.data.batch import collate
+from vc_toolkit.data.dump import DumpSplit
+from vc_toolkit.errors import UserError
+from vc_toolkit.features.stats import load_stats
+from vc_toolkit.models import build_model
+from vc_toolkit.models.loss import VCLoss
+from vc_toolkit.paths import Layout
+from vc_toolkit.train import checkpoint, pretrain
+from vc_toolkit.train.ddp import World
+from vc_toolkit.train.sampler import GroupedBatchSampler
+from vc_toolkit.train.scheduler import LRSchedule
+
+logger = log.get("setup")
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` → CUDA when present, else CPU; otherwise the named device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name} asked for CUDA, but torch sees no GPU; use --device cpu")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def ensure_features(spk: str, layout: Layout) -> dict:
+    """The spk's stage-1 features exist and match its current config; returns its fingerprint."""
+    dump = layout.dump(spk)
+    fp = read_fingerprint(dump)
+    state_file = dump / "features.json"
+    state = json.loads(state_file.read_text()) if state_file.is_file() else {}
+    run_it = f"./run.sh --stage 0 --stop_stage 1 --spk {spk}"
+    if fp is None or not state.get("complete") or state.get("fingerprint") != fp["fingerprint"]:
+        raise UserError(f"features of spk '{spk}' are missing or incomplete; run {run_it}")
+    cfg = load_spk(spk, layout.root)
+    conf = os.path.relpath(layout.spk_conf(spk), layout.root)
+    check_frozen(dump / "config.yaml", cfg, conf, False, f"spk '{spk}'")
+    return fp
+
+
+@dataclass
+class Experiment:
+    """Everything the training loop needs, built by :func:`setup`."""
+
+    tag: str
+    cfg: TagConfig
+    spk_cfg: SpkConfig
+    layout: Layout
+    exp_dir: Path
+    device: torch.device
+    world: World
+    model: nn.Module
+    criterion: VCLoss
+    optimizer: torch.optim.Optimizer
+    scheduler: LRSchedule
+    train_set: DumpSplit
+    dev_set: DumpSplit
+    sampler: GroupedBatchSampler
+    stats: dict
+    fingerprint: dict
+    resume: dict | None = None
+    resumed_from: Path | None = None
+    pretrain_report: pretrain.LoadReport | None = None
+    lineage: list[dict] = field(default_factory=list)
+    write: bool = True
+
+    @property
+    def core(self) -> nn.Module:
+        """The model without its DDP wrapper."""
+        return getattr(self.model, "module", self.model)
+
+    def train_loader(self, generator: torch.Generator | None = None) -> torch.utils.data.DataLoader:
+        return _loader(
+            self.train_set, self.sampler, self.cfg.train.num_workers, self.device, generator
+        )
+
+    def dev_loader(self) -> torch.utils.data.DataLoader:
+        sampler = GroupedBatchSampler(
+            self.dev_set.tgt_frames, self.cfg.train.batch_size, shuffle=False
+        )
+        return _loader(self.dev_set, sampler, 0, self.device)
+
+
+class _Items(torch.utils.data.Dataset):
+    def __init__(self, split: DumpSplit):
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.split[i]
+
+
+def _loader(split, sampler, workers, device, generator=None) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(
+        _Items(split),
+        batch_sampler=sampler,
+        collate_fn=collate,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+        generator=generator,
+    )
+
+
+def _freeze_tag_config(exp_dir: Path, tag: str, cfg: TagConfig, layout: Layout, force: bool) -> None:
+    frozen = exp_dir / "config.yaml"
+    conf = os.path.relpath(layout.tag_conf(tag), layout.root)
+    diff = check_frozen(frozen, cfg, conf, force, f"tag '{tag}'")
+    if diff and force:
+        logger.warning("--force: tag '%s' changed; starting it over:", tag)
+        for line in diff:
+            logger.warning("    %s", line)
+        _wipe(exp_dir)
+    from vc_toolkit import __version__
+
+    header = f"# resolved config of tag '{tag}' (vc_toolkit {__version__}), frozen from {conf}"
+    freeze(frozen, cfg, header=header)
+
+
+def _wipe(exp_dir: Path) -> None:
+    for child in exp_dir.iterdir():
+        if child.name == "train.lock":
+            continue
+        shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+
+def _optimizer(cfg: TagConfig, model: nn.Module) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = cfg.train.optimizer
+    cls = torch.optim.AdamW if opt.type == "adamw" else torch.optim.Adam
+    return cls(params, lr=0.0, betas=tuple(opt.betas), eps=opt.eps, weight_decay=opt.weight_decay)
+
+
+def setup(
+    tag: str,
+    layout: Layout,
+    device: str = "auto",
+    force: bool = False,
+    resume_from: str | None = None,
+    world: World | None = None,
+    cfg: TagConfig | None = None,
+    exp_dir: Path | None = None,
+    write: bool = True,
+) -> Experiment:
+    """Build an :class:`Experiment` for ``tag``.
+
+    Args:
+        tag: Experiment name (``conf/tag/<tag>.yaml``).
+        layout: Recipe root.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
+        force: Accept a changed tag config (starts the tag over).
+        resume_from: ``best`` or ``epochN`` instead of ``latest``.
+        world: Data-parallel placement (single process by default).
+        cfg: Use this resolved config instead of ``conf/tag`` (Optuna trials); not frozen.
+        exp_dir: Output folder (default ``exp/<tag>``).
+        write: Whether this process writes files (rank 0).
+
+    Raises:
+        UserError: missing features, changed configs, untrained pretrain, bad checkpoints.
+    """
+    world = world or World()
+    from_conf = cfg is None
+    cfg = cfg or load_tag(tag, layout.root)
+    exp_dir = exp_dir or layout.exp(tag)
+    spk_cfg = load_spk(cfg.spk, layout.root)
+    fp = ensure_features(cfg.spk, layout)
+    dev = pick_device(device)
+    if write:
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        if from_conf:
+            _freeze_tag_config(exp_dir, tag, cfg, layout, force)
+
+    torch.set_num_threads(cfg.train.num_threads or max(1, os.cpu_count() or 1))
+    seed_everything(cfg.train.seed)
+    dump = layout.dump(cfg.spk)
+    train_set, dev_set = DumpSplit(dump / "train"), DumpSplit(dump / "dev")
+    stats = load_stats(dump / "stats.npz")
+    n_mels = int(spk_cfg.feats.mel.n_mels)
+    model = build_model(cfg.model, n_mels, spk_cfg.reduction_factor).to(dev)
+    if cfg.pretrain is not None:
+        pretrain.apply_freeze(model, cfg.pretrain.freeze)
+    sampler = GroupedBatchSampler(
+        train_set.tgt_frames,
+        cfg.train.batch_size,
+        cfg.train.group_size,
+        seed=cfg.train.seed,
+        max_frames=cfg.train.max_frames,
+        extra_lengths=train_set.src_frames,
+        rank=world.rank,
+        world_size=world.world_size,
+    )
+    exp = Experiment(
+        tag=tag,
+        cfg=cfg,
+        spk_cfg=spk_cfg,
+        layout=layout,
+        exp_dir=exp_dir,
+        device=dev,
+        world=world,
+        model=model,
+        criterion=VCLoss(cfg.loss),
+        optimizer=_optimizer(cfg, model),
+        scheduler=None,  # type: ignore[arg-type]
+        train_set=train_set,
+        dev_set=dev_set,
+        sampler=sampler,
+        stats=stats,
+        fingerprint=fp,
+        write=write,
+    )
+    exp.scheduler = LRSchedule(
+        cfg.train.scheduler,
+        cfg.train.batch_size * world.world_size,
+        cfg.model.hidden,
+        exp.optimizer,
+    )
+    _restore(exp, resume_from)
+    if world.distributed:
+        exp.model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[world.local_rank] if dev.type == "cuda" else None
+        )
+    return exp
+
+
+def _restore(exp: Experiment, resume_from: str | None) -> None:
+    folder = exp.exp_dir / "checkpoints"
+    found = checkpoint.load_for_resume(folder, resume_from or "latest")
+    if found is not None:
+        state, path = found
+        recorded = state.get("spk_fingerprint")
+        if recorded and recorded != exp.fingerprint["fingerprint"]:
+            raise UserError(
+                f"features of spk '{exp.cfg.spk}' were rebuilt since tag '{exp.tag}' started "
+                f"(fingerprint {recorded} -> {exp.fingerprint['fingerprint']}); "
+                "start the tag over with --force"
+            )
+        exp.core.load_state_dict(state["model"])
+        exp.optimizer.load_state_dict(state["optimizer"])
+        exp.scheduler.load_state_dict(state["scheduler"])
+        exp.resume, exp.resumed_from = state, path
+        if resume_from and exp.write:
+            aside = checkpoint.move_aside_after(folder, state["epoch"], state["step"])
+            if aside:
+                logger.info("moved later checkpoints of this run to %s", aside)
+        logger.info("resuming from %s (epoch %d, step %d)", path, state["epoch"], state["step"])
+        return
+    if resume_from:
+        raise checkpoint.CheckpointError(f"no checkpoint '{resume_from}' to resume from in {folder}")
+    if exp.cfg.pretrain is None:
+        if exp.write:
+            exp.lineage = pretrain.write_lineage(exp.exp_dir, exp.tag, exp.cfg, None, exp.layout)
+        return
+    _load_pretrain(exp)
+
+
+def _load_pretrain(exp: Experiment) -> None:
+    pcfg = exp.cfg.pretrain
+    layout = exp.layout
+    parent_cfg = load_tag(pcfg.tag, layout.root)
+    pretrain.check_compatible(exp.cfg.spk, parent_cfg.spk, layout)
+    folder = layout.exp(pcfg.tag) / "checkpoints"
+    try:
+        path = checkpoint.resolve(folder, pcfg.checkpoint)
+    except checkpoint.CheckpointError as err:
+        raise pretrain.PretrainError(
+            f"pretrain tag '{pcfg.tag}' has no checkpoint '{pcfg.checkpoint}' ({err}); "
+            f"train it first: ./run.sh --stage 2 --stop_stage 2 --tag {pcfg.tag} "
+            "(or add --with_pretrain)"
+        ) from None
+    state = checkpoint.load(path)
+    report = pretrain.load_weights(
+        exp.core, state["model"], pcfg.strict, pcfg.exclude, pcfg.freeze
+    )
+    exp.pretrain_report = report
+    logger.info("initialised from pretrain tag '%s' (%s):", pcfg.tag, path)
+    for line in report.lines():
+        logger.info("    %s", line)
+    if not pcfg.reset_optimizer:
+        if pcfg.exclude or pcfg.freeze or report.mismatched or report.missing:
+            raise pretrain.PretrainError(
+                "pretrain.reset_optimizer: false needs the same trainable parameters as the "
+                "pretrain tag; drop exclude/freeze or set reset_optimizer: true"
+            )
+        exp.optimizer.load_state_dict(state["optimizer"])
+        exp.scheduler.load_state_dict(state["scheduler"])
+        logger.info(
+            "    optimizer and schedule restored (step %d, lr %.3g)",
+            exp.scheduler.steps,
+            exp.scheduler.lr,
+        )
+    entry = pretrain.lineage_entry(pcfg.tag, layout, path, state, parent_cfg)
+    if exp.write:
+        exp.lineage = pretrain.write_lineage(exp.exp_dir, exp.tag, exp.cfg, entry, layout)
