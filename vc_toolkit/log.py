@@ -11,9 +11,11 @@ def setup(verbose: int = 1) -> None:
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s [%(name)s] %(message)s", "%H:%M:%S"))
+    handler.setLevel(level)
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    # the console shows ``level``; file logs (train.log) still receive INFO
+    root.setLevel(min(level, logging.INFO))
     for noisy in ("numba", "matplotlib", "PIL", "h5py", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

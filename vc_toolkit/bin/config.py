@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import get_args
 
 import yaml
 
@@ -10,6 +11,7 @@ from vc_toolkit.bin import common
 from vc_toolkit.config import ConfigError, SpkConfig, TagConfig, load_spk, load_tag, to_dict
 from vc_toolkit.config.core import iter_keys
 from vc_toolkit.config.resolve import available, flatten
+from vc_toolkit.config.spk import Corpus
 
 EPILOG = """\
 examples:
@@ -41,14 +43,42 @@ def _main(args, layout) -> int:
         value = flat[args.key]
         print("" if value is None else value)
     elif args.action == "keys":
-        schema = {"spk": SpkConfig, "tag": TagConfig}.get(args.key or "")
-        if schema is None:
-            raise ConfigError("vc-config keys needs 'spk' or 'tag'")
-        rows = list(iter_keys(schema))
-        width = max(len(r[0]) for r in rows)
-        for key, tp, default, text in rows:
-            print(f"{key:<{width}}  {text}  [{tp}; default {default!r}]")
+        rows = key_rows(args.key or "")
+        if args.format == "md":
+            print(markdown_keys(rows))
+        else:
+            width = max(len(r[0]) for r in rows)
+            for key, tp, default, text in rows:
+                print(f"{key:<{width}}  {text}  [{tp}; default {default!r}]")
     return 0
+
+
+def key_rows(kind: str) -> list[tuple[str, str, object, str]]:
+    """Every documented key of the spk or tag schema (corpus options per recipe)."""
+    if kind == "tag":
+        return list(iter_keys(TagConfig))
+    if kind != "spk":
+        raise ConfigError("vc-config keys needs 'spk' or 'tag'")
+    rows = []
+    for key, tp, default, text in iter_keys(SpkConfig):
+        if key != "corpus":
+            rows.append((key, tp, default, text))
+            continue
+        for cls in get_args(Corpus):
+            recipe = cls.__dataclass_fields__["name"].default
+            for sub, t, d, h in iter_keys(cls):
+                if sub != "name":
+                    rows.append((f"corpus.{sub} ({recipe})", t, d, h))
+    return rows
+
+
+def markdown_keys(rows) -> str:
+    """A Markdown table of ``key_rows`` output."""
+    lines = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+    for key, tp, default, text in rows:
+        shown = "required" if default == "(required)" else f"`{default!r}`"
+        lines.append(f"| `{key}` | {tp} | {shown} | {text} |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("key", nargs="?", help="get: dotted key; keys: spk or tag")
     p.add_argument("--spk", help="dataset version name")
     p.add_argument("--tag", help="experiment name")
+    p.add_argument("--format", choices=["text", "md"], default="text", help="keys: output format")
     args = p.parse_intermixed_args(argv)
     return common.run(_main, args)
 

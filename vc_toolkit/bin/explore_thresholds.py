@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 from vc_toolkit.bin import common
 from vc_toolkit.errors import UserError
+from vc_toolkit.paths import Layout
 
 EPILOG = """\
 columns:
@@ -27,13 +29,13 @@ outputs (default exp/thresholds/<SPK>/):
   png/<utt>/h<H>_t<T>_m<M>.png    before/after mels (red: trimmed, grey: pauses, cyan: cuts)
 
 example:
-  vc-explore-thresholds --spk demo -n 8 --thresh-h -40 -50 -60 --thresh-t -50 -60 \\
-      --min-silence-len 100 150 300
+  vc-explore-thresholds --spk demo -n 8 --thresh_h -40 -50 -60 --thresh_t -50 -60 \\
+      --min_silence_len 100 150 300
 Then copy the chosen values into a new conf/spk/<SPK>_<N>.yaml (base: <SPK>).
 """
 
 
-def _numbers(kind: type):
+def _numbers(kind: type) -> Callable[[str], list]:
     def parse(text: str) -> list:
         try:
             return [kind(v) for v in text.split(",") if v.strip()]
@@ -51,15 +53,18 @@ def _flat(groups: list[list] | None) -> list | None:
 def main(argv: list[str] | None = None) -> int:
     p = common.parser("vc-explore-thresholds", __doc__, EPILOG)
     p.add_argument("--spk", required=True, help="dataset version: conf/spk/<SPK>.yaml")
-    p.add_argument("-n", "--num-utts", type=int, default=10, help="utterances to sample")
+    p.add_argument(
+        "-n", "--num_utts", "--num-utts", type=int, default=10, help="utterances to sample"
+    )
     grid = [
-        ("--thresh-h", float, "DB", "head thresholds, dBFS (-40 -50 or =-40,-50)"),
-        ("--thresh-t", float, "DB", "tail and internal-pause thresholds, dBFS"),
-        ("--min-silence-len", int, "MS", "shortest internal pauses, ms"),
+        ("--thresh_h", float, "DB", "head thresholds, dBFS (-40 -50 or =-40,-50)"),
+        ("--thresh_t", float, "DB", "tail and internal-pause thresholds, dBFS"),
+        ("--min_silence_len", int, "MS", "shortest internal pauses, ms"),
     ]
     for flag, kind, metavar, text in grid:
         p.add_argument(
             flag,
+            flag.replace("_", "-"),
             nargs="+",
             type=_numbers(kind),
             metavar=metavar,
@@ -67,14 +72,16 @@ def main(argv: list[str] | None = None) -> int:
         )
     p.add_argument("--out", default=None, help="output folder (default: exp/thresholds/<SPK>)")
     p.add_argument("--seed", type=int, default=0, help="seed of the utterance sample")
-    p.add_argument("--no-plots", action="store_true", help="skip the PNGs (table only)")
+    p.add_argument(
+        "--no_plots", "--no-plots", action="store_true", help="skip the PNGs (table only)"
+    )
     args = p.parse_args(argv)
 
-    def run(a: argparse.Namespace, layout) -> int:
+    def run(a: argparse.Namespace, layout: Layout) -> int:
         from vc_toolkit.features import explore
 
         if a.num_utts < 1:
-            raise UserError(f"--num-utts must be >= 1, got {a.num_utts}")
+            raise UserError(f"--num_utts must be >= 1, got {a.num_utts}")
         rows = explore.explore(
             a.spk,
             layout,

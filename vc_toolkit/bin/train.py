@@ -46,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     p = common.parser("vc-train", __doc__, EPILOG)
     p.add_argument("--tag", required=True, help="experiment: conf/tag/<TAG>.yaml")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    p.add_argument("--force", action="store_true", help="accept a changed tag config and start over")
+    p.add_argument(
+        "--force", action="store_true", help="accept a changed tag config and start over"
+    )
     p.add_argument("--resume_from", default=None, help="best or epochN instead of latest")
     p.add_argument(
         "--with_pretrain", action="store_true", help="train untrained pretrain ancestors first"

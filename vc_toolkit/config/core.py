@@ -269,22 +269,30 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
-def iter_keys(cls: type, prefix: str = "") -> typing.Iterator[tuple[str, str, Any, str]]:
-    """Yield ``(dotted_key, type_name, default, help)`` for every leaf of a schema."""
+def iter_keys(
+    cls: type, prefix: str = "", instance: Any = None
+) -> typing.Iterator[tuple[str, str, Any, str]]:
+    """Yield ``(dotted_key, type_name, default, help)`` for every leaf of a schema.
+
+    Nested sections report the defaults of the section instance their parent
+    creates (e.g. the demo corpus' target voice), not of the bare section class.
+    """
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         tp = hints[f.name]
         key = _join(prefix, f.name)
-        if dataclasses.is_dataclass(tp):
-            yield from iter_keys(tp, key)
-            continue
-        if f.default is not dataclasses.MISSING:
+        if instance is not None:
+            default = getattr(instance, f.name)
+        elif f.default is not dataclasses.MISSING:
             default = f.default
         elif f.default_factory is not dataclasses.MISSING:
-            default = to_dict(f.default_factory())
+            default = f.default_factory()
         else:
             default = "(required)"
-        yield key, _type_name(tp), default, f.metadata.get("help", "")
+        if dataclasses.is_dataclass(tp):
+            yield from iter_keys(tp, key, default if dataclasses.is_dataclass(default) else None)
+            continue
+        yield key, _type_name(tp), to_dict(default), f.metadata.get("help", "")
 
 
 def lookup_field(cls: type, dotted: str) -> tuple[Any, dataclasses.Field]:

@@ -130,6 +130,7 @@ def write_split(split_dir: str | Path, items: Iterable[dict]) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{split_dir.name}.", suffix=".tmp", dir=split_dir.parent))
     try:
         _write_into(tmp, items)
+        os.chmod(tmp, 0o755)  # mkdtemp makes an owner-only directory
         _swap(tmp, split_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -13,8 +13,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 
 def mel_figure(panels: Sequence[tuple[str, np.ndarray]], title: str = ""):
@@ -56,8 +56,16 @@ def loss_curves_figure(histories: dict[str, list[dict]], losses: Sequence[str] =
     for ax, name in zip(axes[0], losses, strict=True):
         for k, (tag, rows) in enumerate(histories.items()):
             color = f"C{k % 10}"
-            tr = [(r["epoch"], r["train"].get(name)) for r in rows if r.get("train", {}).get(name) is not None]
-            dv = [(r["epoch"], r["dev"].get(name)) for r in rows if r.get("dev", {}).get(name) is not None]
+            tr = [
+                (r["epoch"], r["train"].get(name))
+                for r in rows
+                if r.get("train", {}).get(name) is not None
+            ]
+            dv = [
+                (r["epoch"], r["dev"].get(name))
+                for r in rows
+                if r.get("dev", {}).get(name) is not None
+            ]
             if tr:
                 ax.plot(*zip(*tr, strict=True), "--", color=color, alpha=0.6, label=f"{tag} train")
             if dv:

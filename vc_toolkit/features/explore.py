@@ -156,15 +156,11 @@ def summarise(setting: Setting, pairs: list[tuple[SideResult, SideResult]], sr: 
     }
 
 
-def _cell(key: str, value) -> str:
-    if isinstance(value, str):
-        return value
+def _cell(key: str, value: str | float) -> str:
+    if isinstance(value, str | int):
+        return str(value)
     if key in ("thresh_h", "thresh_t"):
         return f"{value:g}"
-    if key in ("min_sil", "silent"):
-        return str(value)
-    if key in ("kept", "pause", "mismatch"):
-        return f"{value:.3f}"
     return f"{value:.2f}" if key.startswith("seg") else f"{value:.3f}"
 
 

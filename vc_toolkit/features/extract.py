@@ -141,6 +141,9 @@ def extract_pair(
 ) -> dict:
     """Features, durations and segments of one parallel pair.
 
+    BLAS runs single-threaded inside: the matrix products here are small, and idle
+    OpenBLAS threads spinning on another core slow WORLD down by about a third.
+
     Args:
         src_path: Source speaker's wav.
         tgt_path: Target speaker's wav (same sentence).
@@ -159,9 +162,6 @@ def extract_pair(
 
     Raises:
         BadPair: the pair is unusable (see :data:`BAD_REASONS`).
-
-    BLAS runs single-threaded inside: the matrix products here are small, and idle
-    OpenBLAS threads spinning on a second core slow WORLD down by a third.
     """
     with threadpool_limits(1, user_api="blas"):
         return _extract_pair(src_path, tgt_path, cfg, timings)
@@ -228,6 +228,7 @@ def save_raw(path: str | Path, item: dict) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **{k: np.asarray(v) for k, v in item.items()})
+        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -70,7 +70,7 @@ def _worker(job: tuple) -> tuple[str, dict | None, dict]:
     except extract.BadPair as bad:
         _write_bad(raw_dir, utt, bad.reason, bad.detail)
         return utt, None, timings
-    except Exception as err:  # noqa: BLE001 - one bad file must not stop the corpus
+    except Exception as err:
         _write_bad(raw_dir, utt, "error", f"{type(err).__name__}: {str(err).splitlines()[0][:200]}")
         return utt, None, timings
     t0 = time.perf_counter()
@@ -161,7 +161,9 @@ def _check_pinned(spk: str, layout: Layout, cfg: SpkConfig, force: bool) -> dict
     if diff or changed_files:
         logger.warning("--force: re-freezing spk '%s' (%d config changes)", spk, len(diff))
         new_fp = fingerprint(cfg, files)
-        new_fp.update(spk=spk, source=conf_file, frozen_at=dt.datetime.now().isoformat("T", "seconds"))
+        new_fp.update(
+            spk=spk, source=conf_file, frozen_at=dt.datetime.now().isoformat("T", "seconds")
+        )
         header = f"# resolved config of spk '{spk}', frozen from {conf_file}; do not edit"
         freeze(frozen, cfg, header=header, extra=new_fp)
         fp = new_fp
@@ -206,7 +208,11 @@ def run(spk: str, layout: Layout, nj: int = 2, force: bool = False) -> dict:
     done = {p.stem for p in raw.glob("*.npz")} | {p.stem for p in raw.glob("*.bad")}
     jobs = [(u, s, t, cfg, raw) for _, u, s, t in pairs if u not in done]
     logger.info(
-        "%d pairs: %d already done, %d to extract with %d jobs", len(pairs), len(done), len(jobs), nj
+        "%d pairs: %d already done, %d to extract with %d jobs",
+        len(pairs),
+        len(done),
+        len(jobs),
+        nj,
     )
     start = time.perf_counter()
     timings = _extract_all(jobs, nj)
@@ -230,7 +236,10 @@ def run(spk: str, layout: Layout, nj: int = 2, force: bool = False) -> dict:
     }
     k = cfg.filters.outlier_mad
     for utt in sorted(outliers({u: m["dtw_cost"] for u, m in metas.items()}, k, one_sided=True)):
-        status[utt] = ("outlier_cost", f"DTW cost {metas[utt]['dtw_cost']:.3f} far above the corpus")
+        status[utt] = (
+            "outlier_cost",
+            f"DTW cost {metas[utt]['dtw_cost']:.3f} far above the corpus",
+        )
     for utt in sorted(outliers(ratio, k, one_sided=False)):
         status.setdefault(
             utt, ("outlier_ratio", f"length ratio {np.exp(ratio[utt]):.2f} far from the corpus")
@@ -269,9 +278,7 @@ def run(spk: str, layout: Layout, nj: int = 2, force: bool = False) -> dict:
 def _summarize(spk, pairs, status, metas, kept, timings, wall, nj) -> dict:
     kept_ids = {u for ids in kept.values() for u in ids}
     audio = sum(metas[u]["src_seconds"] + metas[u]["tgt_seconds"] for u in kept_ids)
-    trimmed = sum(
-        metas[u]["src_trimmed_seconds"] + metas[u]["tgt_trimmed_seconds"] for u in metas
-    )
+    trimmed = sum(metas[u]["src_trimmed_seconds"] + metas[u]["tgt_trimmed_seconds"] for u in metas)
     return {
         "spk": spk,
         "pairs": len(pairs),

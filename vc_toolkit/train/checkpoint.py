@@ -75,7 +75,7 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict:
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         state = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as err:  # noqa: BLE001 - torch raises many types for bad files
+    except Exception as err:
         raise CheckpointError(
             f"checkpoint {path} is unreadable ({type(err).__name__}: {str(err)[:120]})"
         ) from None

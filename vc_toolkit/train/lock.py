@@ -58,6 +58,8 @@ def tag_lock(path: Path, what: str) -> Iterator[None]:
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
+            fd = None
+        if fd is None:
             holder = _read(path)
             pid, host = holder.get("pid"), holder.get("host")
             if host == me["host"] and isinstance(pid, int) and not _alive(pid):
@@ -70,7 +72,9 @@ def tag_lock(path: Path, what: str) -> Iterator[None]:
                 path.unlink(missing_ok=True)
                 continue
             if not holder:
-                raise LockedError(f"{what} is locked by {path} (unreadable); delete it if no run is active")
+                raise LockedError(
+                    f"{what} is locked by {path} (unreadable); delete it if no run is active"
+                )
             raise LockedError(
                 f"{what} is already being trained by process {pid} on {host} since "
                 f"{holder.get('started')}; wait for it, stop it, or delete {path} if it is gone"

@@ -70,7 +70,9 @@ class Trainer:
         save_checkpoints: False keeps nothing but logs (small Optuna trials).
     """
 
-    def __init__(self, exp: Experiment, on_eval: EvalHook | None = None, save_checkpoints: bool = True):
+    def __init__(
+        self, exp: Experiment, on_eval: EvalHook | None = None, save_checkpoints: bool = True
+    ):
         self.exp = exp
         self.on_eval = on_eval
         self.save_checkpoints = save_checkpoints and exp.write
@@ -128,7 +130,7 @@ class Trainer:
             total, losses = exp.criterion(outputs, batch)
         exp.optimizer.zero_grad(set_to_none=True)
         if not torch.isfinite(total):
-            return self._skip(f"loss is {float(total)}")
+            return self._skip(f"loss is {float(total.detach())}")
         self.scaler.scale(total).backward()
         self.scaler.unscale_(exp.optimizer)
         params = [p for p in exp.model.parameters() if p.requires_grad]
@@ -151,7 +153,9 @@ class Trainer:
     def _skip(self, why: str) -> None:
         self._nonfinite += 1
         limit = self.exp.cfg.train.max_nonfinite
-        logger.warning("step %d: %s; step skipped (%d in a row)", self.step + 1, why, self._nonfinite)
+        logger.warning(
+            "step %d: %s; step skipped (%d in a row)", self.step + 1, why, self._nonfinite
+        )
         if self._nonfinite >= limit:
             raise TrainingDivergedError(
                 f"{limit} non-finite losses in a row at step {self.step + 1} "
@@ -202,7 +206,9 @@ class Trainer:
                     "epoch %d step %d: %s lr %.3g",
                     self.epoch + 1,
                     self.step,
-                    " ".join(f"{k} {result[k]:.4f}" for k in result if k not in ("lr", "grad_norm")),
+                    " ".join(
+                        f"{k} {result[k]:.4f}" for k in result if k not in ("lr", "grad_norm")
+                    ),
                     result["lr"],
                 )
             if cfg.save_interval_steps and self.step % cfg.save_interval_steps == 0:
@@ -281,7 +287,7 @@ class Trainer:
         }
 
     def run(self, max_epochs: int | None = None) -> dict:
-        """Train until ``train.epochs`` (or ``max_epochs``/``train.max_steps``); returns the summary."""
+        """Train to ``train.epochs`` (or ``max_epochs``/``train.max_steps``)."""
         exp = self.exp
         cfg = exp.cfg.train
         epochs = max_epochs or cfg.epochs

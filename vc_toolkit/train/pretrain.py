@@ -71,7 +71,10 @@ def is_trained(tag: str, layout: Layout, name: str) -> bool:
 
 
 def _prefix_match(name: str, prefixes: list[str]) -> bool:
-    return any(name == p or name.startswith(p.rstrip(".") + ".") or fnmatch.fnmatch(name, p) for p in prefixes)
+    return any(
+        name == p or name.startswith(p.rstrip(".") + ".") or fnmatch.fnmatch(name, p)
+        for p in prefixes
+    )
 
 
 def check_compatible(spk: str, parent_spk: str, layout: Layout) -> None:
@@ -86,7 +89,11 @@ def check_compatible(spk: str, parent_spk: str, layout: Layout) -> None:
             f"run ./run.sh --stage 0 --stop_stage 1 --spk {parent_spk}"
         )
     theirs = flatten(read_yaml(theirs_path))
-    diffs = [f"{k}: {theirs.get(k)!r} (pretrain) vs {ours.get(k)!r}" for k in COMPATIBLE_KEYS if ours.get(k) != theirs.get(k)]
+    diffs = [
+        f"{k}: {theirs.get(k)!r} (pretrain) vs {ours.get(k)!r}"
+        for k in COMPATIBLE_KEYS
+        if ours.get(k) != theirs.get(k)
+    ]
     if diffs:
         raise PretrainError(
             f"pretrain spk '{parent_spk}' and spk '{spk}' have incompatible features: "
@@ -109,12 +116,19 @@ class LoadReport:
         out = []
         for name in ("loaded", "missing", "unexpected", "mismatched", "excluded", "frozen"):
             items = getattr(self, name)
-            shown = ", ".join(items[:8]) + (f", ... ({len(items) - 8} more)" if len(items) > 8 else "")
-            out.append(f"{name:>10}: {len(items):4d}" + (f"  {shown}" if items and name != "loaded" else ""))
+            shown = ", ".join(items[:8]) + (
+                f", ... ({len(items) - 8} more)" if len(items) > 8 else ""
+            )
+            out.append(
+                f"{name:>10}: {len(items):4d}"
+                + (f"  {shown}" if items and name != "loaded" else "")
+            )
         return out
 
 
-def load_weights(model: nn.Module, weights: dict, strict: bool, exclude: list[str], freeze: list[str]) -> LoadReport:
+def load_weights(
+    model: nn.Module, weights: dict, strict: bool, exclude: list[str], freeze: list[str]
+) -> LoadReport:
     """Copy matching tensors of ``weights`` into ``model``.
 
     Args:
@@ -180,7 +194,9 @@ def lineage_entry(tag: str, layout: Layout, ckpt_path: Path, state: dict, cfg: T
     }
 
 
-def write_lineage(exp_dir: Path, tag: str, cfg: TagConfig, parent: dict | None, layout: Layout) -> list[dict]:
+def write_lineage(
+    exp_dir: Path, tag: str, cfg: TagConfig, parent: dict | None, layout: Layout
+) -> list[dict]:
     """Write ``lineage.json``: this tag, then its ancestors (nearest first)."""
     fp = read_fingerprint(layout.dump(cfg.spk)) or {}
     me = {"tag": tag, "spk": cfg.spk, "spk_fingerprint": fp.get("fingerprint")}

@@ -26,10 +26,18 @@ from vc_toolkit.io import atomic_write_text
 def code_version() -> dict:
     """Package version and, when run from a git checkout, its commit (``+dirty`` if modified)."""
     here = Path(__file__).resolve().parent
-    info = {"vc_toolkit": __version__, "torch": torch.__version__, "python": platform.python_version()}
+    info = {
+        "vc_toolkit": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
@@ -62,7 +70,11 @@ class RunLog:
         self._handler.setFormatter(
             logging.Formatter("%(asctime)s [%(name)s] %(message)s", "%Y-%m-%d %H:%M:%S")
         )
-        logging.getLogger().addHandler(self._handler)
+        self._handler.setLevel(logging.INFO)
+        root = logging.getLogger()
+        root.addHandler(self._handler)
+        if root.getEffectiveLevel() > logging.INFO:
+            root.setLevel(logging.INFO)
         self._truncate_history(resume_epoch)
 
     @property

@@ -134,7 +134,9 @@ def _loader(split, sampler, workers, device, generator=None) -> torch.utils.data
     )
 
 
-def _freeze_tag_config(exp_dir: Path, tag: str, cfg: TagConfig, layout: Layout, force: bool) -> None:
+def _freeze_tag_config(
+    exp_dir: Path, tag: str, cfg: TagConfig, layout: Layout, force: bool
+) -> None:
     frozen = exp_dir / "config.yaml"
     conf = os.path.relpath(layout.tag_conf(tag), layout.root)
     diff = check_frozen(frozen, cfg, conf, force, f"tag '{tag}'")
@@ -277,7 +279,9 @@ def _restore(exp: Experiment, resume_from: str | None) -> None:
         logger.info("resuming from %s (epoch %d, step %d)", path, state["epoch"], state["step"])
         return
     if resume_from:
-        raise checkpoint.CheckpointError(f"no checkpoint '{resume_from}' to resume from in {folder}")
+        raise checkpoint.CheckpointError(
+            f"no checkpoint '{resume_from}' to resume from in {folder}"
+        )
     if exp.cfg.pretrain is None:
         if exp.write:
             exp.lineage = pretrain.write_lineage(exp.exp_dir, exp.tag, exp.cfg, None, exp.layout)
@@ -300,9 +304,7 @@ def _load_pretrain(exp: Experiment) -> None:
             "(or add --with_pretrain)"
         ) from None
     state = checkpoint.load(path)
-    report = pretrain.load_weights(
-        exp.core, state["model"], pcfg.strict, pcfg.exclude, pcfg.freeze
-    )
+    report = pretrain.load_weights(exp.core, state["model"], pcfg.strict, pcfg.exclude, pcfg.freeze)
     exp.pretrain_report = report
     logger.info("initialised from pretrain tag '%s' (%s):", pcfg.tag, path)
     for line in report.lines():

@@ -29,6 +29,10 @@ from vc_toolkit.io import atomic_open
 from vc_toolkit.paths import Layout
 
 
+#: bumped whenever synthesis changes what bytes a given config produces
+GENERATOR_VERSION = 2
+
+
 def read_sentences(path: Path, num: int) -> list[tuple[str, str]]:
     """First ``num`` ``id text`` lines of a sentence list."""
     if not path.is_file():
@@ -56,6 +60,7 @@ def corpus_dir(layout: Layout, corpus: DemoCorpus, text_path: Path) -> Path:
             "src": to_dict(corpus.src),
             "tgt": to_dict(corpus.tgt),
             "room": [corpus.pause_min_words, corpus.pad_ms, corpus.noise_dbfs],
+            "generator": GENERATOR_VERSION,
         },
         sort_keys=True,
     )
@@ -95,14 +100,16 @@ def _write_wav(path: Path, wav: np.ndarray, sr: int) -> None:
 
 
 def _synth_job(job: tuple) -> str:
-    utt_id, text, corpus, out = job
+    """Synthesise one side of one utterance (runs in a fresh child: see the module doc)."""
+    utt_id, text, side, corpus, out = job
     tts = Espeak()
-    for side, voice in (("src", corpus.src), ("tgt", corpus.tgt)):
-        wav = tts.synth(with_pause(text, voice.pause_ms, corpus.pause_min_words), voice, ssml=True)
-        if wav.size == 0:
-            raise CorpusError(f"espeak-ng produced no audio for {utt_id} ({side})")
-        wav = add_room(wav, tts.sample_rate, utt_id, side, corpus)
-        _write_wav(out / side / f"{utt_id}.wav", wav, tts.sample_rate)
+    tts.seed(zlib.crc32(f"{utt_id}/{side}".encode()))
+    voice = corpus.src if side == "src" else corpus.tgt
+    wav = tts.synth(with_pause(text, voice.pause_ms, corpus.pause_min_words), voice, ssml=True)
+    if wav.size == 0:
+        raise CorpusError(f"espeak-ng produced no audio for {utt_id} ({side})")
+    wav = add_room(wav, tts.sample_rate, utt_id, side, corpus)
+    _write_wav(out / side / f"{utt_id}.wav", wav, tts.sample_rate)
     return utt_id
 
 
@@ -116,16 +123,17 @@ def prepare(cfg: SpkConfig, layout: Layout, nj: int = 2) -> Prepared:
     (out / "src").mkdir(parents=True, exist_ok=True)
     (out / "tgt").mkdir(parents=True, exist_ok=True)
     todo = [
-        (u, t, corpus, out)
+        (u, t, side, corpus, out)
         for u, t in sentences
-        if not ((out / "src" / f"{u}.wav").is_file() and (out / "tgt" / f"{u}.wav").is_file())
+        for side in ("src", "tgt")
+        if not (out / side / f"{u}.wav").is_file()
     ]
     if todo:
         Espeak()  # initialise in the parent, synthesise only in fresh children
         ctx = mp.get_context("fork")
         with ctx.Pool(max(1, nj), maxtasksperchild=1) as pool:
             jobs = pool.imap_unordered(_synth_job, todo, chunksize=1)
-            for _ in tqdm(jobs, total=len(todo), desc="synthesising demo corpus", unit="utt"):
+            for _ in tqdm(jobs, total=len(todo), desc="synthesising demo corpus", unit="file"):
                 pass
     (out / "text").write_text("".join(f"{u} {t}\n" for u, t in sentences), encoding="utf-8")
     return Prepared(

@@ -6,9 +6,11 @@ and rate, and synthesise a sentence to int16 samples at the library's rate
 
 libespeak-ng keeps synthesiser state (glottal phase, random generators) from
 one call to the next, even across ``espeak_Initialize``. Output is therefore
-byte-reproducible only for the first call in a process: callers that need
-reproducible files (the demo corpus) initialise the library in a parent that
-never synthesises and synthesise each utterance in a freshly forked child.
+byte-reproducible only for the first call in a process, and voices with breath
+noise draw from libc's ``rand``, which anything else in the process may have
+advanced. Callers that need reproducible files (the demo corpus) initialise the
+library in a parent that never synthesises, synthesise each file in a freshly
+forked child, and :meth:`Espeak.seed` it first.
 
 Example:
     >>> Espeak().sample_rate
@@ -86,6 +88,12 @@ class Espeak:
 
         self._callback = _CALLBACK(collect)  # keep a reference: ctypes does not
         lib.espeak_SetSynthCallback(self._callback)
+
+    def seed(self, seed: int) -> None:
+        """Seed the random generators behind breath noise and flutter (libc ``rand``)."""
+        ctypes.CDLL(None).srand(ctypes.c_uint(seed & 0xFFFFFFFF))
+        if hasattr(self._lib, "espeak_ng_SetRandSeed"):
+            self._lib.espeak_ng_SetRandSeed(ctypes.c_int(seed & 0x7FFFFFFF))
 
     def synth(self, text: str, voice: Voice, ssml: bool = False) -> np.ndarray:
         """Synthesise ``text`` with ``voice``.

@@ -1,0 +1,172 @@
+"""Training loop: outputs, determinism, config pinning, non-finite losses, logging."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+from conftest import TINY_TAG, copy_root, write_conf
+
+from vc_toolkit.config.pin import ConfigChangedError
+from vc_toolkit.errors import UserError
+from vc_toolkit.paths import Layout
+from vc_toolkit.train.loop import Trainer, TrainingDivergedError
+from vc_toolkit.train.reporting import read_history
+from vc_toolkit.train.run import train_tag
+from vc_toolkit.train.setup import setup
+
+
+@pytest.fixture
+def troot(tiny_features_root, tmp_path):
+    root = copy_root(tiny_features_root, tmp_path)
+    write_conf(root, "tag", "t", TINY_TAG)
+    return root
+
+
+def _weights(path):
+    return torch.load(path, map_location="cpu", weights_only=False)["model"]
+
+
+def _same_weights(a, b) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_training_writes_everything(troot):
+    summary = train_tag("t", Layout(troot), device="cpu")
+    exp = troot / "exp/t"
+    assert summary["epochs_done"] == 2 and summary["steps"] == 6
+    for name in ("config.yaml", "summary.json", "history.jsonl", "lineage.json", "train.log"):
+        assert (exp / name).is_file(), name
+    assert sorted(p.name for p in (exp / "checkpoints").iterdir()) == [
+        "best.pt",
+        "epoch1.pt",
+        "epoch2.pt",
+        "latest.pt",
+    ]
+    assert any((exp / "tensorboard").iterdir())
+    saved = json.loads((exp / "summary.json").read_text())
+    assert saved["best"]["losses"]["post_mel"] == saved["best"]["value"]
+    assert (
+        saved["spk_fingerprint"]
+        == json.loads((troot / "dump/tiny/fingerprint.json").read_text())["fingerprint"]
+    )
+    rows = read_history(exp)
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert set(rows[0]["dev"]) >= {"mel", "post_mel", "pitch", "energy", "duration", "total"}
+    log = (exp / "train.log").read_text()
+    assert "epoch 2 dev:" in log
+
+
+def test_same_tag_same_machine_identical_losses(tiny_features_root, tmp_path):
+    results = []
+    for k in range(2):
+        root = copy_root(tiny_features_root, tmp_path / str(k))
+        write_conf(root, "tag", "t", TINY_TAG)
+        train_tag("t", Layout(root), device="cpu")
+        results.append(
+            (read_history(root / "exp/t"), _weights(root / "exp/t/checkpoints/latest.pt"))
+        )
+    (h1, w1), (h2, w2) = results
+    assert [r["train"] for r in h1] == [r["train"] for r in h2]
+    assert [r["dev"] for r in h1] == [r["dev"] for r in h2]
+    assert _same_weights(w1, w2)
+
+
+def test_a_different_seed_gives_different_losses(tiny_features_root, tmp_path):
+    histories = []
+    for seed in (1, 2):
+        root = copy_root(tiny_features_root, tmp_path / str(seed))
+        write_conf(
+            root,
+            "tag",
+            "t",
+            {**TINY_TAG, "train": {**TINY_TAG["train"], "seed": seed, "epochs": 1}},
+        )
+        train_tag("t", Layout(root), device="cpu")
+        histories.append(read_history(root / "exp/t")[0]["train"])
+    assert histories[0] != histories[1]
+
+
+def test_changed_tag_is_refused_and_force_starts_over(troot):
+    train_tag("t", Layout(troot), device="cpu")
+    changed = copy.deepcopy(TINY_TAG)
+    changed["train"]["batch_size"] = 3
+    write_conf(troot, "tag", "t", changed)
+    with pytest.raises(ConfigChangedError) as info:
+        train_tag("t", Layout(troot), device="cpu")
+    assert "train.batch_size: 2 -> 3" in str(info.value)
+    assert (troot / "exp/t/checkpoints/latest.pt").is_file()  # nothing lost
+    summary = train_tag("t", Layout(troot), device="cpu", force=True)
+    assert summary["steps"] == 4  # 6 utterances in batches of 3, two epochs, from scratch
+    assert "batch_size: 3" in (troot / "exp/t/config.yaml").read_text()
+
+
+def test_rerun_of_a_finished_tag_is_a_noop(troot):
+    train_tag("t", Layout(troot), device="cpu")
+    before = _weights(troot / "exp/t/checkpoints/latest.pt")
+    summary = train_tag("t", Layout(troot), device="cpu")
+    assert summary["epochs_done"] == 2 and summary["steps"] == 6
+    assert _same_weights(before, _weights(troot / "exp/t/checkpoints/latest.pt"))
+
+
+def test_more_epochs_continue_from_latest(troot):
+    train_tag("t", Layout(troot), device="cpu")
+    longer = copy.deepcopy(TINY_TAG)
+    longer["train"]["epochs"] = 3
+    write_conf(troot, "tag", "t", longer)
+    with pytest.raises(ConfigChangedError):  # the budget is part of the pinned config
+        train_tag("t", Layout(troot), device="cpu")
+
+
+def test_group_size_does_not_change_the_lr_schedule(troot):
+    a = setup("t", Layout(troot), device="cpu", write=False)
+    other = copy.deepcopy(TINY_TAG)
+    other["train"]["group_size"] = 3
+    write_conf(troot, "tag", "g", other)
+    b = setup("g", Layout(troot), device="cpu", write=False)
+    assert [a.scheduler.lr_at_step(k) for k in range(1, 50)] == [
+        b.scheduler.lr_at_step(k) for k in range(1, 50)
+    ]
+
+
+def test_nonfinite_loss_skips_then_aborts(troot, caplog):
+    exp = setup("t", Layout(troot), device="cpu")
+    real = exp.criterion.forward
+    calls = {"n": 0}
+
+    def first_nan(outputs, batch):
+        calls["n"] += 1
+        total, terms = real(outputs, batch)
+        return (total * float("nan"), terms) if calls["n"] == 1 else (total, terms)
+
+    exp.criterion.forward = first_nan
+    caplog.set_level("WARNING")
+    summary = Trainer(exp).run(max_epochs=1)
+    assert "loss is nan; step skipped" in caplog.text
+    assert summary["steps"] == 2  # 3 batches, one skipped
+
+    strict = copy.deepcopy(TINY_TAG)
+    strict["train"]["max_nonfinite"] = 4
+    write_conf(troot, "tag", "t", strict)
+    exp = setup("t", Layout(troot), device="cpu", force=True)
+    exp.criterion.forward = lambda o, b: (real(o, b)[0] * float("nan"), real(o, b)[1])
+    with pytest.raises(
+        TrainingDivergedError, match=r"4 non-finite losses in a row at step 1 \(last lr"
+    ):
+        Trainer(exp).run()
+
+
+def test_missing_features_name_the_command(root):
+    write_conf(
+        root,
+        "spk",
+        "tiny",
+        {"corpus": {"name": "demo", "num_utts": 10}, "split": {"dev": 2, "eval": 2}},
+    )
+    write_conf(root, "tag", "t", TINY_TAG)
+    with pytest.raises(
+        UserError, match=r"features of spk 'tiny' are missing.*--stage 0 --stop_stage 1"
+    ):
+        train_tag("t", Layout(root), device="cpu")

@@ -1,0 +1,122 @@
+"""Stage 3: convert speech with a trained tag (its dev/eval sets, or any wav) or a pack."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from vc_toolkit import log
+from vc_toolkit.bin import common
+from vc_toolkit.errors import UserError
+
+logger = log.get("convert")
+
+EPILOG = """\
+modes:
+  vc-convert --tag T [--checkpoint best]             dev/eval of the tag's spk (stage 3)
+  vc-convert --tag T --input x.wav|DIR [--output D]  any audio, features as the spk's
+  vc-convert --pack exp/T/pack/best --input DIR      the same from a pack (no corpus, no exp/)
+
+stage 3 writes exp/<T>/convert/<C>/{dev,eval}/<utt>.{wav,npz} (npz: log-mel, log-F0,
+energy, durations), settings.json and rtf.json (real-time factors of the acoustic model
+and the vocoder). Finished utterances are skipped unless --force; other settings or a
+newer checkpoint redo them. Standalone runs write <output>/<name>.{wav,npz} and
+<output>/rtf.json; a folder run reports unusable files and converts the rest.
+
+examples:
+  vc-convert --tag demo_conv --checkpoint best
+  vc-convert --tag demo_conv --input my_voice.wav --pitch_scale 1.2 --output out/
+  vc-convert --pack exp/demo_conv/pack/best --input recordings/ --output out/
+"""
+
+
+def add_infer_options(p) -> None:
+    """The inference controls that override the tag's ``infer`` block."""
+    g = p.add_argument_group("inference controls (default: the tag's infer block)")
+    g.add_argument("--pitch_scale", type=float, help="multiply the predicted F0 (Hz)")
+    g.add_argument("--energy_scale", type=float, help="multiply the predicted energy")
+    g.add_argument("--duration_scale", type=float, help="multiply the predicted durations")
+    g.add_argument("--prosody", choices=["mean", "sample"], help="wGMM: mixture mean or a sample")
+    g.add_argument("--temperature", type=float, help="wGMM sampling temperature")
+    g.add_argument("--batch_size", type=int, help="utterances converted at once")
+    g.add_argument("--vocoder", choices=["griffin_lim", "hifigan"], help="vocoder")
+    g.add_argument("--vocoder_checkpoint", help="hifigan: generator checkpoint")
+    g.add_argument("--vocoder_config", help="hifigan: its config (default: next to it)")
+
+
+def _overrides(args) -> dict:
+    from vc_toolkit.infer.convert import OVERRIDES
+
+    return {k: getattr(args, k) for k in OVERRIDES}
+
+
+def _standalone(args, layout) -> int:
+    from vc_toolkit.infer.convert import Converter, resolve_infer, rtf_line
+    from vc_toolkit.infer.pack import load_pack, load_tag_bundle
+    from vc_toolkit.infer.source import convert_files, find_inputs
+    from vc_toolkit.io import atomic_write_text
+    from vc_toolkit.train.setup import pick_device
+
+    inputs, base = find_inputs(Path(args.input))
+    if args.pack:
+        bundle = load_pack(args.pack)
+        infer = resolve_infer(bundle.cfg.infer, _overrides(args))
+    else:
+        bundle = load_tag_bundle(layout, args.tag, args.checkpoint)
+        infer = resolve_infer(bundle.cfg.infer, _overrides(args), layout)
+    out = Path(args.output)
+    conv = Converter(bundle, infer, pick_device(args.device))
+    written, failed = convert_files(conv, inputs, base, out, progress=args.verbose > 0)
+    if len(inputs) == 1 and failed:
+        raise UserError(f"cannot convert {failed[0]}")
+    for err in failed:
+        logger.error("skipped %s", err)
+    record = {**conv.rtf.as_dict(), "device": str(conv.device), "vocoder": infer.vocoder.type}
+    if written:
+        atomic_write_text(out / "rtf.json", json.dumps(record, indent=2) + "\n")
+    print(f"{len(written)} of {len(inputs)} files converted into {out}/; {rtf_line(record)}")
+    if failed:
+        print(f"error: {len(failed)} unusable file(s) skipped (listed above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _main(args, layout) -> int:
+    if bool(args.tag) == bool(args.pack):
+        raise UserError("give exactly one of --tag and --pack")
+    if args.pack and not args.input:
+        raise UserError("--pack converts audio you give: add --input FILE|FOLDER")
+    if args.input:
+        return _standalone(args, layout)
+    if args.output:
+        raise UserError("--output is for --input runs; stage 3 writes exp/<TAG>/convert/")
+    from vc_toolkit.infer.convert import convert_tag, rtf_line
+
+    record = convert_tag(
+        layout, args.tag, args.checkpoint, _overrides(args), args.device, args.force,
+        progress=args.verbose > 0,
+    )  # fmt: skip
+    if record.get("converted"):
+        print(rtf_line(record))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = common.parser("vc-convert", __doc__, EPILOG)
+    p.add_argument("--tag", help="trained experiment (exp/<TAG>)")
+    p.add_argument("--pack", help="a pack directory made by vc-pack (instead of --tag)")
+    p.add_argument("--checkpoint", default="best", help="best, latest or epochN [best]")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--force", action="store_true", help="convert finished utterances again")
+    p.add_argument("--input", help="a wav file or a folder of audio files (standalone mode)")
+    p.add_argument("--output", default=None, help="standalone output folder [converted]")
+    add_infer_options(p)
+    args = p.parse_args(argv)
+    if args.input and args.output is None:
+        args.output = "converted"
+    return common.run(_main, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,356 @@
+"""Stage 4: objective evaluation of converted speech against the real target speech.
+
+For every dev and eval utterance of the tag's spk (the pairs kept at stage 1):
+
+* **converted**: ``exp/<T>/convert/<C>/<split>/<utt>.wav`` as written by stage 3
+  (already trimmed speech, not trimmed again);
+* **target**: the original target recording of the same sentence
+  (``data/<SPK>/<split>/tgt.scp``) loaded at the spk's sample rate and trimmed
+  with the spk's trimming (:func:`load_reference`: head/tail silence cut and,
+  with ``trim.zero_internal_silence``, internal pauses zeroed), i.e. the speech
+  the model was trained to produce;
+* **source floor**: the original source recording (``src.scp``), trimmed the same
+  way, scored against the same target with the same metrics: what "no conversion
+  at all" achieves. It does not depend on the tag, so it is cached per spk in
+  ``dump/<SPK>/eval_floor/<key>/<split>.tsv`` (``key`` hashes the ``eval`` block,
+  the WORLD frame period and the spk fingerprint).
+
+Each pair is scored by :func:`vc_toolkit.eval.metrics.score_pair` in ``nj``
+worker processes. An utterance whose converted or target file is missing (or
+fails to score) is reported, counted and skipped. Outputs under
+``exp/<T>/eval/<C>/``:
+
+* ``<split>/per_utt.tsv``: one row per utterance: ``utt_id``, ``status`` (``ok``,
+  ``missing_converted``, ``missing_target``, ``error``), ``conv_<metric>`` and
+  ``floor_<metric>`` for every metric and flag (NaN where not computed);
+* ``summary.json``: per split and ``overall``: for the converted speech and for
+  the source floor, every metric's mean, std, n and ci95 (:func:`summarize`, over
+  the utterances scored for conversion, so both cover the same sentences); the
+  counts (listed, scored, skipped, missing_converted, missing_target, error, flagged
+  silent/unvoiced outputs) and the skipped utterances with their reason; the
+  stage-3 settings and real-time factors (``rtf.json``).
+
+A re-run with unchanged converted files and settings is a no-op unless ``force``.
+
+What the metrics are (from :mod:`vc_toolkit.eval.metrics`):
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import multiprocessing as mp
+import os
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+from tqdm import tqdm
+
+from vc_toolkit import log
+from vc_toolkit.config import SpkConfig, TagConfig, build, to_dict
+from vc_toolkit.config.pin import read_fingerprint
+from vc_toolkit.config.resolve import read_yaml
+from vc_toolkit.config.tag import Eval
+from vc_toolkit.data.dump import MANIFEST
+from vc_toolkit.errors import UserError
+from vc_toolkit.eval import metrics
+from vc_toolkit.eval.metrics import FLAG_KEYS, METRIC_KEYS, score_pair, summarize
+from vc_toolkit.features import trim
+from vc_toolkit.features.audio import AudioError, load_audio
+from vc_toolkit.io import atomic_write_text, read_scp
+from vc_toolkit.paths import Layout
+
+__doc__ += "\n" + metrics.__doc__.split("\nExample:")[0].strip() + "\n"
+
+logger = log.get("evaluate")
+SPLITS = ("dev", "eval")
+FRAME_PERIOD_MS = 5.0
+COLUMNS = (*METRIC_KEYS, *FLAG_KEYS)
+
+
+def load_reference(path: str | Path, spk: SpkConfig) -> np.ndarray:
+    """A real recording as stage 1 saw it: resampled, trimmed, internal pauses zeroed.
+
+    Args:
+        path: Audio file.
+        spk: The spk config (``sample_rate``, ``trim``).
+
+    Returns:
+        (N,) float32 samples at ``spk.sample_rate``.
+    """
+    x = load_audio(path, spk.sample_rate)
+    y, _, _ = trim.trim_silence(x, spk.sample_rate, spk.trim)
+    if spk.trim.zero_internal_silence and len(y):
+        y = trim.zero_internal_silences(y, trim.internal_silences(y, spk.sample_rate, spk.trim))
+    return y
+
+
+def _score_job(job: tuple) -> tuple[str, str, str, dict | str]:
+    """``(kind, split, utt, hyp, ref, spk, eval_cfg)`` → ``(kind, split, utt, row or error)``."""
+    kind, split, utt, hyp, ref, spk, eval_cfg = job
+    try:
+        with threadpool_limits(1):
+            target = load_reference(ref, spk)
+            if kind == "conv":
+                other = load_audio(hyp, spk.sample_rate)
+            else:
+                other = load_reference(hyp, spk)
+            row = score_pair(other, target, spk.sample_rate, eval_cfg, FRAME_PERIOD_MS)
+    except (AudioError, ValueError) as err:
+        return kind, split, utt, str(err).splitlines()[0][:200]
+    return kind, split, utt, row
+
+
+def _worker_init() -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def _run_jobs(jobs: list[tuple], nj: int, progress: bool) -> list[tuple]:
+    if not jobs:
+        return []
+    bar = tqdm(total=len(jobs), desc="stage 4: scoring", unit="pair", disable=not progress)
+    out = []
+    pool = mp.get_context("fork").Pool(nj, initializer=_worker_init) if nj > 1 else None
+    try:
+        results = pool.imap_unordered(_score_job, jobs) if pool else map(_score_job, jobs)
+        for res in results:
+            out.append(res)
+            bar.update()
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.close()
+            pool.join()
+    return out
+
+
+# ---- tsv rows -------------------------------------------------------------------------------
+def _fmt(value) -> str:
+    if isinstance(value, bool | np.bool_):
+        return str(int(value))
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def _parse(key: str, text: str):
+    if key in FLAG_KEYS:
+        return text == "1"
+    if key == "voiced_frames":
+        return int(float(text)) if text != "nan" else 0
+    return float(text)
+
+
+def read_metric_tsv(path: Path, prefix: str = "") -> dict[str, dict]:
+    """Rows of a metrics TSV by ``utt_id``; columns ``<prefix><metric>`` become ``<metric>``."""
+    if not path.is_file():
+        return {}
+    lines = path.read_text(encoding="utf-8").splitlines()
+    header = lines[0].split("\t")
+    rows = {}
+    for line in lines[1:]:
+        cells = dict(zip(header, line.split("\t"), strict=True))
+        row = {k: _parse(k, cells[prefix + k]) for k in COLUMNS if prefix + k in cells}
+        rows[cells["utt_id"]] = row
+    return rows
+
+
+def _write_floor(path: Path, rows: dict[str, dict]) -> None:
+    lines = ["\t".join(("utt_id", *COLUMNS))]
+    lines += ["\t".join((u, *(_fmt(r[k]) for k in COLUMNS))) for u, r in sorted(rows.items())]
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def _write_per_utt(path: Path, utts: list[str], rows: dict) -> None:
+    cols = ("utt_id", "status", *(f"conv_{k}" for k in COLUMNS), *(f"floor_{k}" for k in COLUMNS))
+    lines = ["\t".join(cols)]
+    for utt in utts:
+        row = rows[utt]
+        conv, floor = row.get("conv") or {}, row.get("floor") or {}
+        values = [_fmt(conv.get(k, math.nan)) for k in COLUMNS]
+        values += [_fmt(floor.get(k, math.nan)) for k in COLUMNS]
+        lines.append("\t".join((utt, row["status"], *values)))
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+# ---- inputs ---------------------------------------------------------------------------------
+def _split_utts(layout: Layout, spk: str, split: str) -> list[str]:
+    manifest = layout.dump(spk) / split / MANIFEST
+    if not manifest.is_file():
+        raise UserError(f"no packed features {manifest}; run ./run.sh --stage 1 --spk {spk}")
+    return [line.split("\t")[0] for line in manifest.read_text().splitlines()[1:] if line]
+
+
+def floor_dir(layout: Layout, spk: str, eval_cfg: Eval) -> Path:
+    """``dump/<spk>/eval_floor/<key>``: cached source-floor scores for these eval settings."""
+    fp = (read_fingerprint(layout.dump(spk)) or {}).get("fingerprint")
+    blob = json.dumps(
+        {"eval": to_dict(eval_cfg), "frame_ms": FRAME_PERIOD_MS, "fp": fp}, sort_keys=True
+    )
+    return layout.dump(spk) / "eval_floor" / hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _stamp(conv_root: Path, splits: tuple[str, ...], eval_cfg: Eval) -> str:
+    """Hash of the converted files (name, size, mtime), stage-3 settings and eval settings."""
+    h = hashlib.sha256(json.dumps(to_dict(eval_cfg), sort_keys=True).encode())
+    settings = conv_root / "settings.json"
+    h.update(settings.read_bytes() if settings.is_file() else b"")
+    for split in splits:
+        for p in sorted((conv_root / split).glob("*.wav")):
+            st = p.stat()
+            h.update(f"{split}/{p.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+# ---- stage 4 --------------------------------------------------------------------------------
+def _summary_block(rows: dict[str, dict], utts: list[str]) -> dict:
+    scored = [u for u in utts if rows[u]["status"] == "ok"]
+    conv = summarize([rows[u]["conv"] for u in scored])
+    floor = summarize([rows[u]["floor"] for u in scored if rows[u].get("floor")])
+    statuses = [rows[u]["status"] for u in utts]
+    counts = {
+        "listed": len(utts),
+        "scored": len(scored),
+        "skipped": len(utts) - len(scored),
+        **{s: statuses.count(s) for s in ("missing_converted", "missing_target", "error")},
+        "silent": conv["count"]["silent"],
+        "unvoiced": conv["count"]["unvoiced"],
+    }
+    return {"converted": conv, "source": floor, "counts": counts}
+
+
+def _plan(layout: Layout, cfg: TagConfig, spk: SpkConfig, conv_root: Path, floor: dict):
+    """Rows with statuses, and the scoring jobs still to run."""
+    rows: dict[str, dict[str, dict]] = {}
+    jobs = []
+    for split in SPLITS:
+        data = layout.data(cfg.spk) / split
+        src, tgt = read_scp(data / "src.scp"), read_scp(data / "tgt.scp")
+        rows[split] = {}
+        for utt in _split_utts(layout, cfg.spk, split):
+            hyp = conv_root / split / f"{utt}.wav"
+            ref = layout.resolve(tgt[utt]) if utt in tgt else None
+            row = {"status": "ok", "floor": floor[split].get(utt)}
+            if ref is None or not ref.is_file():
+                row["status"], row["reason"] = "missing_target", f"no target audio {ref or utt}"
+            elif not hyp.is_file():
+                row["status"], row["reason"] = "missing_converted", f"no converted file {hyp}"
+            else:
+                jobs.append(("conv", split, utt, hyp, ref, spk, cfg.eval))
+            if ref is not None and ref.is_file() and row["floor"] is None and utt in src:
+                jobs.append(("floor", split, utt, layout.resolve(src[utt]), ref, spk, cfg.eval))
+            rows[split][utt] = row
+    return rows, jobs
+
+
+def evaluate_tag(
+    layout: Layout,
+    tag: str,
+    checkpoint: str = "best",
+    nj: int = 2,
+    force: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Stage 4 for the converted speech of ``tag`` at ``checkpoint`` (see the module docstring).
+
+    Returns:
+        The summary (also in ``exp/<tag>/eval/<checkpoint>/summary.json``).
+
+    Raises:
+        UserError: unknown/untrained tag, no converted speech (run stage 3), no features.
+    """
+    from vc_toolkit.infer.pack import load_tag_config
+
+    cfg = load_tag_config(layout, tag)
+    conv_root = layout.exp(tag) / "convert" / checkpoint
+    if not (conv_root / "settings.json").is_file():
+        raise UserError(
+            f"no converted speech in {conv_root}; run stage 3 first: "
+            f"./run.sh --stage 3 --stop_stage 3 --tag {tag} --checkpoint {checkpoint}"
+        )
+    spk_path = layout.dump(cfg.spk) / "config.yaml"
+    spk = build(SpkConfig, read_yaml(spk_path), where=str(spk_path))
+    out = layout.exp(tag) / "eval" / checkpoint
+    stamp = _stamp(conv_root, SPLITS, cfg.eval)
+    old = _read_json(out / "summary.json") or {}
+    if old.get("stamp") == stamp and not force:
+        logger.info("%s is up to date with the converted speech (--force redoes it)", out)
+        return old
+    cache = floor_dir(layout, cfg.spk, cfg.eval)
+    floor = {s: read_metric_tsv(cache / f"{s}.tsv") for s in SPLITS}
+    rows, jobs = _plan(layout, cfg, spk, conv_root, floor)
+    n_floor = sum(j[0] == "floor" for j in jobs)
+    logger.info(
+        "tag %s, checkpoint %s: scoring %d converted and %d source-floor pairs with %d jobs",
+        tag, checkpoint, len(jobs) - n_floor, n_floor, nj,
+    )  # fmt: skip
+    for kind, split, utt, result in _run_jobs(jobs, nj, progress):
+        row = rows[split][utt]
+        if isinstance(result, str):
+            logger.warning("%s %s/%s not scored: %s", kind, split, utt, result)
+            if kind == "conv":
+                row["status"], row["reason"] = "error", result
+            continue
+        row[kind] = result
+        if kind == "floor":
+            floor[split][utt] = result
+    if n_floor:
+        for split in SPLITS:
+            _write_floor(cache / f"{split}.tsv", floor[split])
+    summary = _summarize(tag, checkpoint, cfg, conv_root, rows, stamp)
+    for split in SPLITS:
+        _write_per_utt(out / split / "per_utt.tsv", list(rows[split]), rows[split])
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float) + "\n")
+    _log(summary, out)
+    return summary
+
+
+def _summarize(tag, checkpoint, cfg, conv_root, rows, stamp) -> dict:
+    merged = {f"{s}/{u}": r for s in SPLITS for u, r in rows[s].items()}
+    splits = {}
+    for split in SPLITS:
+        block = _summary_block(rows[split], list(rows[split]))
+        block["skipped"] = [
+            {"utt": u, "status": r["status"], "reason": r.get("reason", "")}
+            for u, r in rows[split].items()
+            if r["status"] != "ok"
+        ]
+        splits[split] = block
+    return {
+        "tag": tag,
+        "checkpoint": checkpoint,
+        "spk": cfg.spk,
+        "converted_with": _read_json(conv_root / "settings.json"),
+        "eval": to_dict(cfg.eval),
+        "frame_period_ms": FRAME_PERIOD_MS,
+        "splits": splits,
+        "overall": _summary_block(merged, list(merged)),
+        "rtf": _read_json(conv_root / "rtf.json"),
+        "stamp": stamp,
+    }
+
+
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _mean(block: dict, key: str) -> float:
+    return block.get(key, {}).get("mean", math.nan)
+
+
+def _log(summary: dict, out: Path) -> None:
+    for name, block in [*summary["splits"].items(), ("overall", summary["overall"])]:
+        conv, floor, c = block["converted"], block["source"], block["counts"]
+        logger.info(
+            "%-7s MCD %.2f dB (source %.2f), F0 RMSE %.1f Hz (source %.1f), V/UV %.3f, DDUR "
+            "%.3f; %d scored, %d skipped, %d silent, %d unvoiced",
+            name, _mean(conv, "mcd"), _mean(floor, "mcd"), _mean(conv, "f0_rmse_hz"),
+            _mean(floor, "f0_rmse_hz"), _mean(conv, "vuv_error"), _mean(conv, "ddur"),
+            c["scored"], c["skipped"], c["silent"], c["unvoiced"],
+        )  # fmt: skip
+    for split, block in summary["splits"].items():
+        for s in block["skipped"]:
+            logger.warning("skipped %s/%s (%s): %s", split, s["utt"], s["status"], s["reason"])
+    logger.info("outputs: %s/{dev,eval}/per_utt.tsv, %s/summary.json", out, out)

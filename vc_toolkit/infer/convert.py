@@ -1,0 +1,409 @@
+"""Stage 3: convert normalised source features to target log-mels and waveforms.
+
+A :class:`Bundle` holds what a conversion needs: the resolved tag and spk
+configs, the spk's normalisation statistics and the model weights. It comes
+from a trained tag (:func:`load_tag_bundle`, ``exp/<TAG>/`` + ``dump/<SPK>/``) or
+from a pack (:func:`vc_toolkit.infer.pack.load_pack`). A :class:`Converter`
+runs the acoustic model (:meth:`FastSpeech2VC.infer`) on batches of source
+utterances, denormalises its outputs with the *target* statistics and
+vocodes them, timing the acoustic model and the vocoder separately.
+
+Real-time factor: ``rtf = compute seconds / seconds of output audio``, for the
+acoustic model and the vocoder apart (CUDA is synchronised before reading the
+clock); below 1 is faster than real time.
+
+Outputs per utterance (:func:`write_outputs`): ``<utt>.wav`` (16-bit PCM, clipped
+to [-1, 1]) and ``<utt>.npz`` with ``mel`` (T, n_mels) log-mel, ``lf0`` (T,)
+predicted log-F0 (continuous: the model predicts no voicing), ``energy`` (T,)
+log energy, ``duration`` (Ls,) reduced target frames per reduced source frame, so
+``T = r * duration.sum()`` and the wav has ``T * hop_length`` samples.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from tqdm import tqdm
+
+from vc_toolkit import log
+from vc_toolkit.config import ConfigError, SpkConfig, build, to_dict
+from vc_toolkit.config.resolve import deep_merge, diff_configs
+from vc_toolkit.config.tag import Infer
+from vc_toolkit.features.stats import denormalize_energy, denormalize_lf0, denormalize_mel
+from vc_toolkit.infer.pack import Bundle, load_tag_bundle
+from vc_toolkit.infer.vocoder import Vocoder, build_vocoder
+from vc_toolkit.io import atomic_open, atomic_write_text
+from vc_toolkit.models import build_model
+from vc_toolkit.paths import Layout
+
+logger = log.get("convert")
+#: command-line inference controls and where they go in the ``infer`` block
+OVERRIDES = {
+    "pitch_scale": ("pitch_scale",),
+    "energy_scale": ("energy_scale",),
+    "duration_scale": ("duration_scale",),
+    "prosody": ("prosody",),
+    "temperature": ("temperature",),
+    "batch_size": ("batch_size",),
+    "vocoder": ("vocoder", "type"),
+    "vocoder_checkpoint": ("vocoder", "checkpoint"),
+    "vocoder_config": ("vocoder", "config"),
+}
+
+
+def resolve_infer(
+    base: Infer, overrides: dict | None = None, layout: Layout | None = None
+) -> Infer:
+    """The ``infer`` block with command-line overrides applied (``None`` values ignored).
+
+    Args:
+        base: The tag's ``infer`` block.
+        overrides: Keys of :data:`OVERRIDES` (``pitch_scale``, ``vocoder``, ...).
+        layout: Resolves a relative vocoder checkpoint/config against the recipe root.
+
+    Raises:
+        ConfigError: a value out of range or of the wrong type (one line).
+
+    Example:
+        >>> resolve_infer(Infer(), {"pitch_scale": 1.5, "vocoder": None}).pitch_scale
+        1.5
+    """
+    data = to_dict(base)
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if key not in OVERRIDES:
+            raise ConfigError(f"unknown inference control '{key}' (known: {', '.join(OVERRIDES)})")
+        *parents, leaf = OVERRIDES[key]
+        patch: dict = {leaf: value}
+        for name in reversed(parents):
+            patch = {name: patch}
+        data = deep_merge(data, patch)
+    infer = build(Infer, data, where="inference settings (tag infer block + command line)")
+    for name in ("pitch_scale", "energy_scale"):
+        if getattr(infer, name) <= 0:
+            raise ConfigError(f"--{name} must be > 0, got {getattr(infer, name)}")
+    voc = infer.vocoder
+    if voc.type == "hifigan":
+        if not voc.checkpoint:
+            raise ConfigError("--vocoder hifigan needs --vocoder_checkpoint (a generator file)")
+        if layout is not None:
+            voc.checkpoint = str(layout.resolve(voc.checkpoint))
+            voc.config = str(layout.resolve(voc.config)) if voc.config else None
+    return infer
+
+
+@dataclass
+class RTF:
+    """Accumulated compute time and output duration (see the module docstring)."""
+
+    acoustic_seconds: float = 0.0
+    vocoder_seconds: float = 0.0
+    feature_seconds: float = 0.0
+    audio_seconds: float = 0.0
+    utterances: int = 0
+
+    def as_dict(self) -> dict:
+        """Seconds, utterance count and ``acoustic_rtf``, ``vocoder_rtf``, ``total_rtf``."""
+        audio = self.audio_seconds
+
+        def ratio(x: float) -> float | None:
+            return x / audio if audio > 0 else None
+
+        out = {
+            "acoustic_rtf": ratio(self.acoustic_seconds),
+            "vocoder_rtf": ratio(self.vocoder_seconds),
+            "total_rtf": ratio(self.acoustic_seconds + self.vocoder_seconds),
+            "acoustic_seconds": self.acoustic_seconds,
+            "vocoder_seconds": self.vocoder_seconds,
+            "audio_seconds": audio,
+            "utterances": self.utterances,
+        }
+        if self.feature_seconds:
+            out["feature_seconds"] = self.feature_seconds
+            out["feature_rtf"] = ratio(self.feature_seconds)
+        return out
+
+
+def rtf_line(record: dict) -> str:
+    """One human line from an RTF record (:meth:`RTF.as_dict`, ``rtf.json``)."""
+    if not record.get("acoustic_rtf"):
+        return "no audio converted in this run"
+    return (
+        f"{record['utterances']} utterances, {record['audio_seconds']:.1f} s of audio: real-time "
+        f"factor acoustic model {record['acoustic_rtf']:.4f}, vocoder {record['vocoder_rtf']:.4f} "
+        f"(total {record['total_rtf']:.4f})"
+    )
+
+
+def pad_sources(items: list[dict], device: torch.device) -> dict[str, torch.Tensor]:
+    """Pad normalised source streams into model inputs.
+
+    Args:
+        items: Dicts with ``src_mel`` (T_i, n_mels), ``src_lf0``/``src_energy`` (T_i,) and
+            ``src_seg`` (K_i,) reduced frames per segment.
+        device: Where the tensors go.
+
+    Returns:
+        ``src_mel`` (B, T, n_mels), ``src_lf0``/``src_energy`` (B, T), ``src_lens`` (B,),
+        ``src_seg`` (B, K) zero-padded and ``n_seg`` (B,).
+
+    Example:
+        >>> z = np.zeros
+        >>> b = pad_sources([dict(src_mel=z((4, 2)), src_lf0=z(4), src_energy=z(4),
+        ...     src_seg=np.array([2])), dict(src_mel=z((2, 2)), src_lf0=z(2),
+        ...     src_energy=z(2), src_seg=np.array([1, 0]))], torch.device("cpu"))
+        >>> tuple(b["src_mel"].shape), b["src_lens"].tolist(), b["n_seg"].tolist()
+        ((2, 4, 2), [4, 2], [1, 2])
+    """
+    t = max(len(it["src_mel"]) for it in items)
+    k = max(len(it["src_seg"]) for it in items)
+    n_mels = items[0]["src_mel"].shape[1]
+    out = {
+        "src_mel": torch.zeros(len(items), t, n_mels),
+        "src_lf0": torch.zeros(len(items), t),
+        "src_energy": torch.zeros(len(items), t),
+        "src_seg": torch.zeros(len(items), k, dtype=torch.long),
+    }
+    for i, it in enumerate(items):
+        for key in ("src_mel", "src_lf0", "src_energy"):
+            out[key][i, : len(it[key])] = torch.as_tensor(np.asarray(it[key], dtype=np.float32))
+        out["src_seg"][i, : len(it["src_seg"])] = torch.as_tensor(np.asarray(it["src_seg"]))
+    out["src_lens"] = torch.tensor([len(it["src_mel"]) for it in items], dtype=torch.long)
+    out["n_seg"] = torch.tensor([len(it["src_seg"]) for it in items], dtype=torch.long)
+    return {name: x.to(device) for name, x in out.items()}
+
+
+@contextlib.contextmanager
+def _clock(device: torch.device, add) -> Iterator[None]:
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    sync()
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        sync()
+        add(time.perf_counter() - start)
+
+
+class Converter:
+    """Acoustic model + vocoder of a :class:`Bundle`, with timing.
+
+    Args:
+        bundle: The trained model and its configs.
+        infer: Inference controls (default: the bundle's ``infer`` block).
+        device: Where model and vocoder run.
+        vocoder: A ready vocoder (default: built from ``infer.vocoder``).
+    """
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        infer: Infer | None = None,
+        device: str | torch.device = "cpu",
+        vocoder: Vocoder | None = None,
+    ) -> None:
+        self.bundle = bundle
+        self.infer = infer or bundle.cfg.infer
+        self.device = torch.device(device)
+        spk = bundle.spk_cfg
+        self.model = build_model(bundle.cfg.model, spk.feats.mel.n_mels, spk.reduction_factor)
+        self.model.load_state_dict(bundle.weights)
+        self.model.to(self.device).eval()
+        self.vocoder = vocoder or build_vocoder(self.infer.vocoder, spk, self.device)
+        self.rtf = RTF()
+
+    def acoustic(self, items: list[dict]) -> list[dict]:
+        """Normalised source items → per utterance ``mel`` (T, n_mels), ``lf0``, ``energy`` (T,)
+        denormalised with the target statistics, ``duration`` (Ls,) int32 (and ``prosody``)."""
+        inf, st = self.infer, self.bundle.stats
+
+        def add(seconds: float) -> None:
+            self.rtf.acoustic_seconds += seconds
+
+        with _clock(self.device, add):
+            x = pad_sources(items, self.device)
+            out = self.model.infer(
+                x["src_mel"],
+                x["src_lf0"],
+                x["src_energy"],
+                x["src_lens"],
+                x["src_seg"],
+                x["n_seg"],
+                pitch_scale=inf.pitch_scale,
+                energy_scale=inf.energy_scale,
+                duration_scale=inf.duration_scale,
+                prosody=inf.prosody,
+                temperature=inf.temperature,
+                stats=st,
+            )
+            out = {k: v.detach().cpu() for k, v in out.items()}
+        results = []
+        r = self.model.r
+        for i, it in enumerate(items):
+            t = int(out["tgt_lens"][i])
+            ls = len(it["src_mel"]) // r
+            res = {
+                "mel": denormalize_mel(out["mel"][i, :t].numpy(), st, side="tgt"),
+                "lf0": denormalize_lf0(out["pitch"][i, :t].numpy(), st, side="tgt"),
+                "energy": denormalize_energy(out["energy"][i, :t].numpy(), st, side="tgt"),
+                "duration": out["duration"][i, :ls].numpy().astype(np.int32),
+            }
+            if "prosody" in out:
+                res["prosody"] = out["prosody"][i, : len(it["src_seg"])].numpy()
+            results.append(res)
+        return results
+
+    def vocode(self, results: list[dict]) -> None:
+        """Add ``wav`` (T * hop,) float32 to each result of :meth:`acoustic`."""
+
+        def add(seconds: float) -> None:
+            self.rtf.vocoder_seconds += seconds
+
+        with _clock(self.device, add):
+            wavs = self.vocoder.batch([r["mel"] for r in results])
+        for res, wav in zip(results, wavs, strict=True):
+            res["wav"] = wav
+            self.rtf.audio_seconds += len(wav) / self.vocoder.sample_rate
+            self.rtf.utterances += 1
+
+    def __call__(self, items: list[dict]) -> list[dict]:
+        """Acoustic model, then vocoder: :meth:`acoustic` results with ``wav`` added."""
+        results = self.acoustic(items)
+        self.vocode(results)
+        return results
+
+
+def write_outputs(out_dir: Path, name: str, result: dict, spk: SpkConfig) -> Path:
+    """Write ``<name>.npz``, then ``<name>.wav``, into ``out_dir`` atomically; returns the wav."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    arrays = {k: np.asarray(v) for k, v in result.items() if k != "wav"}
+    arrays.update(
+        sample_rate=np.int64(spk.sample_rate),
+        hop_length=np.int64(spk.feats.mel.hop_length),
+        reduction_factor=np.int64(spk.reduction_factor),
+    )
+    with atomic_open(out_dir / f"{name}.npz", "wb") as f:
+        np.savez(f, **arrays)
+    wav = np.clip(result["wav"], -1.0, 1.0)
+    with atomic_open(out_dir / f"{name}.wav", "wb") as f:
+        sf.write(f, wav, spk.sample_rate, format="WAV", subtype="PCM_16")
+    return out_dir / f"{name}.wav"
+
+
+def batches(items: list, lengths: list[int], size: int) -> list[list]:
+    """Items in batches of ``size``, longest first (similar lengths share a batch).
+
+    Example:
+        >>> batches(["a", "b", "c"], [1, 3, 2], 2)
+        [['b', 'c'], ['a']]
+    """
+    order = sorted(range(len(items)), key=lambda i: -lengths[i])
+    return [[items[i] for i in order[k : k + size]] for k in range(0, len(order), size)]
+
+
+# ---- stage 3 over the dev/eval splits of a tag ------------------------------------------------
+SPLITS = ("dev", "eval")
+
+
+def _settings(bundle: Bundle, infer: Infer) -> dict:
+    data = to_dict(infer)
+    data.pop("batch_size")
+    return {**bundle.identity(), "infer": data}
+
+
+def _done(out_dir: Path, utt: str) -> bool:
+    return (out_dir / f"{utt}.wav").is_file() and (out_dir / f"{utt}.npz").is_file()
+
+
+def convert_dir(layout: Layout, tag: str, checkpoint: str) -> Path:
+    """``exp/<tag>/convert/<checkpoint>``."""
+    return layout.exp(tag) / "convert" / Path(checkpoint).stem
+
+
+def convert_tag(
+    layout: Layout,
+    tag: str,
+    checkpoint: str = "best",
+    overrides: dict | None = None,
+    device: str = "auto",
+    force: bool = False,
+    splits: tuple[str, ...] = SPLITS,
+    progress: bool = True,
+) -> dict:
+    """Stage 3: convert the dev and eval utterances of ``tag``'s spk.
+
+    Sources are the normalised features in ``dump/<SPK>/<split>``; outputs go to
+    ``exp/<tag>/convert/<checkpoint>/<split>/<utt>.{wav,npz}``, with ``settings.json``
+    (weights identity + inference controls) and ``rtf.json``. Finished utterances
+    are skipped unless ``force``; when the checkpoint or the controls differ from
+    those of the existing outputs, everything is converted again.
+
+    Returns:
+        The RTF record (also in ``rtf.json``), with ``converted`` and ``skipped`` counts.
+    """
+    from vc_toolkit.data.dump import DumpSplit
+    from vc_toolkit.train.setup import pick_device
+
+    bundle = load_tag_bundle(layout, tag, checkpoint)
+    infer = resolve_infer(bundle.cfg.infer, overrides, layout)
+    root = convert_dir(layout, tag, bundle.checkpoint)
+    settings = _settings(bundle, infer)
+    previous = _read_json(root / "settings.json")
+    if previous is not None and previous != settings and not force:
+        changes = diff_configs(previous, settings)
+        logger.warning("%s was made with other settings; converting again:", root)
+        for line in changes:
+            logger.warning("    %s", line)
+        force = True
+    data = {s: DumpSplit(layout.dump(bundle.cfg.spk) / s) for s in splits}
+    todo = {
+        s: [i for i, u in enumerate(ds.utt_ids) if force or not _done(root / s, u)]
+        for s, ds in data.items()
+    }
+    total = sum(len(ds) for ds in data.values())
+    pending = sum(len(v) for v in todo.values())
+    if pending == 0:
+        logger.info("%s: all %d utterances converted; nothing to do (--force redoes)", root, total)
+        return {**(_read_json(root / "rtf.json") or {}), "converted": 0, "skipped": total}
+    atomic_write_text(root / "settings.json", json.dumps(settings, indent=2) + "\n")
+    dev = pick_device(device)
+    conv = Converter(bundle, infer, dev)
+    logger.info(
+        "tag %s, checkpoint %s (epoch %s): converting %d of %d utterances on %s, vocoder %s",
+        tag, bundle.checkpoint, bundle.epoch, pending, total, dev, infer.vocoder.type,
+    )  # fmt: skip
+    bar = tqdm(total=pending, desc="stage 3: converting", unit="utt", disable=not progress)
+    for split, ds in data.items():
+        lengths = [int(ds.src_frames[i]) for i in todo[split]]
+        for idx in batches(todo[split], lengths, infer.batch_size):
+            items = [ds[i] for i in idx]
+            for item, res in zip(items, conv(items), strict=True):
+                write_outputs(root / split, item["utt_id"], res, bundle.spk_cfg)
+            bar.update(len(idx))
+    bar.close()
+    record = {
+        **conv.rtf.as_dict(),
+        "device": str(dev),
+        "threads": torch.get_num_threads(),
+        "vocoder": infer.vocoder.type,
+        "batch_size": infer.batch_size,
+    }
+    atomic_write_text(root / "rtf.json", json.dumps(record, indent=2) + "\n")
+    logger.info("outputs: %s/{%s}/<utt>.{wav,npz}, rtf.json", root, ",".join(splits))
+    return {**record, "converted": pending, "skipped": total - pending}
+
+
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None

@@ -1,0 +1,298 @@
+"""Bundles (a trained model with its configs and statistics) and self-contained packs.
+
+A *pack* is a directory that converts speech with nothing else of the recipe
+(``vc-pack --tag T --checkpoint C`` → ``exp/<T>/pack/<C>/``)::
+
+    config.yaml    resolved tag config (model, infer and eval blocks)
+    spk.yaml       frozen spk config (the feature analysis the model expects)
+    stats.npz      normalisation statistics of the spk
+    model.pt       weights only, with tag/checkpoint/epoch/step/spk fingerprint
+    vocoder.yaml   the vocoder: type and settings; for hifigan the generator files,
+                   copied into vocoder/ (paths relative to the pack) or referenced
+    README.txt     what it is and how to convert with it
+
+``vc-convert --pack DIR --input WAV|FOLDER`` loads exactly these files
+(:func:`load_pack`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from vc_toolkit import __version__, log
+from vc_toolkit.config import SpkConfig, TagConfig, build, to_dict
+from vc_toolkit.config.pin import read_fingerprint
+from vc_toolkit.config.resolve import available as available_configs
+from vc_toolkit.config.resolve import dump_yaml, read_yaml
+from vc_toolkit.config.tag import Vocoder
+from vc_toolkit.errors import UserError
+from vc_toolkit.features.stats import load_stats, save_stats
+from vc_toolkit.infer.hifigan import find_config
+from vc_toolkit.io import atomic_write_text
+from vc_toolkit.paths import Layout
+from vc_toolkit.train import checkpoint as ckpt
+from vc_toolkit.train.reporting import code_version
+
+logger = log.get("pack")
+PACK_FILES = ("config.yaml", "spk.yaml", "stats.npz", "model.pt", "vocoder.yaml")
+SKIP_EXP = ("optuna", "report")
+
+
+@dataclass
+class Bundle:
+    """A trained model with the configs and statistics it was trained with.
+
+    Attributes:
+        tag (str): experiment name.
+        cfg (TagConfig): resolved tag config (its ``infer`` block: the default controls).
+        spk_cfg (SpkConfig): frozen spk config (feature analysis).
+        stats (dict): normalisation statistics of the spk (``stats.npz``).
+        weights (dict): model state dict.
+        checkpoint (str): checkpoint name (``best``, ``latest``, ``epochN``).
+        epoch (int | None): epoch of the checkpoint.
+        step (int | None): optimizer step of the checkpoint.
+        spk_fingerprint (str | None): fingerprint of the features it was trained on.
+        origin (str): where it was loaded from (for messages and records).
+    """
+
+    tag: str
+    cfg: TagConfig
+    spk_cfg: SpkConfig
+    stats: dict
+    weights: dict
+    checkpoint: str
+    epoch: int | None = None
+    step: int | None = None
+    spk_fingerprint: str | None = None
+    origin: str = ""
+
+    def identity(self) -> dict:
+        """What identifies the weights: tag, checkpoint, epoch, step, spk fingerprint."""
+        keys = ("tag", "checkpoint", "epoch", "step", "spk_fingerprint")
+        return {k: getattr(self, k) for k in keys}
+
+
+def trained_tags(layout: Layout) -> list[str]:
+    """Tags under ``exp/`` that have a frozen config (``exp/optuna``, ``exp/report`` skipped)."""
+    exp = layout.root / "exp"
+    if not exp.is_dir():
+        return []
+    return sorted(
+        p.name for p in exp.iterdir() if p.name not in SKIP_EXP and (p / "config.yaml").is_file()
+    )
+
+
+def _unknown_tag(layout: Layout, tag: str) -> UserError:
+    trained = trained_tags(layout)
+    configured = available_configs(layout, "tag")
+    close = difflib.get_close_matches(tag, trained + configured, n=1, cutoff=0.5)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return UserError(
+        f"unknown tag '{tag}'{hint}: no exp/{tag}/ and no conf/tag/{tag}.yaml; trained tags: "
+        f"{', '.join(trained) or 'none'}; configured: {', '.join(configured) or 'none'}"
+    )
+
+
+def _not_trained(tag: str) -> UserError:
+    return UserError(
+        f"tag '{tag}' has not been trained (no checkpoint in exp/{tag}/checkpoints); "
+        f"train it first: ./run.sh --stage 2 --stop_stage 2 --tag {tag}"
+    )
+
+
+def load_tag_config(layout: Layout, tag: str) -> TagConfig:
+    """The frozen resolved config ``exp/<tag>/config.yaml`` of a tag that has started training.
+
+    Raises:
+        UserError: unknown tag (lists the tags that exist) or untrained tag (gives the command).
+    """
+    path = layout.exp(tag) / "config.yaml"
+    if not path.is_file():
+        if layout.tag_conf(tag).is_file():
+            raise _not_trained(tag)
+        raise _unknown_tag(layout, tag)
+    return build(TagConfig, read_yaml(path), where=str(path))
+
+
+def load_tag_bundle(layout: Layout, tag: str, checkpoint: str = "best") -> Bundle:
+    """The :class:`Bundle` of a trained tag.
+
+    Raises:
+        UserError: unknown tag (lists the tags that exist), untrained tag (gives the
+            command), unknown checkpoint (lists the ones that exist), missing or rebuilt
+            features of its spk.
+    """
+    cfg = load_tag_config(layout, tag)
+    exp = layout.exp(tag)
+    folder = exp / "checkpoints"
+    if not ckpt.available(folder):
+        raise _not_trained(tag)
+    path = ckpt.resolve(folder, checkpoint)
+    state = ckpt.load(path)
+    dump = layout.dump(cfg.spk)
+    stage1 = f"./run.sh --stage 0 --stop_stage 1 --spk {cfg.spk}"
+    if not (dump / "config.yaml").is_file() or not (dump / "stats.npz").is_file():
+        raise UserError(f"features of spk '{cfg.spk}' are missing in {dump}; run {stage1}")
+    spk_cfg = build(SpkConfig, read_yaml(dump / "config.yaml"), where=str(dump / "config.yaml"))
+    recorded = state.get("spk_fingerprint")
+    current = (read_fingerprint(dump) or {}).get("fingerprint")
+    if recorded and current and recorded != current:
+        raise UserError(
+            f"features of spk '{cfg.spk}' were rebuilt since tag '{tag}' was trained "
+            f"(fingerprint {recorded} -> {current}); its statistics no longer match the model: "
+            f"retrain with ./run.sh --stage 2 --stop_stage 2 --tag {tag} --force"
+        )
+    return Bundle(
+        tag=tag,
+        cfg=cfg,
+        spk_cfg=spk_cfg,
+        stats=load_stats(dump / "stats.npz"),
+        weights=ckpt.weights_only(state),
+        checkpoint=path.stem if path.parent == folder else str(path),
+        epoch=state.get("epoch"),
+        step=state.get("step"),
+        spk_fingerprint=recorded,
+        origin=str(path),
+    )
+
+
+def _vocoder_files(voc: Vocoder) -> list[Path]:
+    """Files a hifigan vocoder needs: generator, config, and its feature statistics if any."""
+    checkpoint = Path(voc.checkpoint)
+    if not checkpoint.is_file():
+        raise UserError(f"HiFi-GAN checkpoint {checkpoint} does not exist; fix infer.vocoder")
+    config = Path(voc.config) if voc.config else find_config(checkpoint)
+    extra = [checkpoint.parent / n for n in ("stats.npy", "stats.h5")]
+    return [checkpoint, config, *[p for p in extra if p.is_file()]]
+
+
+def _readme(bundle: Bundle, name: str, voc: dict) -> str:
+    cfg, spk = bundle.cfg, bundle.spk_cfg
+    vocoder = voc["type"] + (f" ({voc['checkpoint']})" if voc.get("checkpoint") else "")
+    return f"""vc_toolkit voice-conversion pack
+================================
+
+Tag          {bundle.tag}  ({cfg.note or "no note"})
+Checkpoint   {bundle.checkpoint} (epoch {bundle.epoch}, step {bundle.step})
+Spk          {cfg.spk}  ({spk.note or "no note"}), features fingerprint {bundle.spk_fingerprint}
+Audio        {spk.sample_rate} Hz, hop {spk.feats.mel.hop_length}, {spk.feats.mel.n_mels} mel bins,
+             reduction factor {spk.reduction_factor}
+Vocoder      {vocoder}
+Made by      vc_toolkit {__version__}
+
+Convert a wav file or every audio file in a folder (no corpus or exp/ needed):
+
+    vc-convert --pack {name} --input speech.wav --output converted/
+    vc-convert --pack {name} --input folder/ --output converted/ --pitch_scale 1.1
+
+Input audio goes through the same loading, resampling, silence trimming and
+feature analysis as the training data (spk.yaml), normalised with stats.npz.
+Each input gives <name>.wav and <name>.npz (log-mel, log-F0, energy, durations).
+
+Files: config.yaml (resolved experiment config), spk.yaml (feature analysis),
+stats.npz (normalisation statistics), model.pt (weights), vocoder.yaml.
+"""
+
+
+def write_pack(bundle: Bundle, out: Path, copy_vocoder: bool = True) -> Path:
+    """Write the pack of ``bundle`` to ``out`` (replacing an existing pack atomically).
+
+    Args:
+        bundle: What to pack.
+        out: Destination directory, e.g. ``exp/<T>/pack/<C>``.
+        copy_vocoder: For hifigan, copy the generator files into ``vocoder/``
+            (otherwise ``vocoder.yaml`` references them by absolute path).
+
+    Returns:
+        ``out``.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        header = f"# tag '{bundle.tag}' packed from {bundle.origin} (vc_toolkit {__version__})"
+        dump_yaml(bundle.cfg, tmp / "config.yaml", header=header)
+        spk_header = f"# frozen config of spk '{bundle.cfg.spk}'"
+        dump_yaml(bundle.spk_cfg, tmp / "spk.yaml", header=spk_header)
+        save_stats(tmp / "stats.npz", bundle.stats)
+        state = {"model": bundle.weights, **bundle.identity(), "code": code_version()}
+        ckpt.save(tmp / "model.pt", state)
+        voc = to_dict(bundle.cfg.infer.vocoder)
+        if voc["type"] == "hifigan":
+            files = _vocoder_files(bundle.cfg.infer.vocoder)
+            if copy_vocoder:
+                (tmp / "vocoder").mkdir()
+                for f in files:
+                    shutil.copy2(f, tmp / "vocoder" / f.name)
+                voc["checkpoint"], voc["config"] = (f"vocoder/{f.name}" for f in files[:2])
+            else:
+                voc["checkpoint"], voc["config"] = (str(f.resolve()) for f in files[:2])
+        text = yaml.safe_dump(voc, sort_keys=False)
+        note = "# vocoder of this pack; relative paths are inside the pack\n"
+        atomic_write_text(tmp / "vocoder.yaml", note + text)
+        atomic_write_text(tmp / "README.txt", _readme(bundle, str(out), voc))
+        old = out.with_name(f".{out.name}.old-{os.getpid()}") if out.exists() else None
+        if old is not None:
+            os.replace(out, old)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def pack_tag(layout: Layout, tag: str, checkpoint: str = "best", copy_vocoder: bool = True) -> Path:
+    """Pack checkpoint ``checkpoint`` of ``tag`` into ``exp/<tag>/pack/<checkpoint>/``."""
+    bundle = load_tag_bundle(layout, tag, checkpoint)
+    voc = bundle.cfg.infer.vocoder
+    if voc.type == "hifigan" and voc.checkpoint:
+        voc.checkpoint = str(layout.resolve(voc.checkpoint))
+        voc.config = str(layout.resolve(voc.config)) if voc.config else None
+    name = Path(bundle.checkpoint).stem
+    return write_pack(bundle, layout.exp(tag) / "pack" / name, copy_vocoder)
+
+
+def load_pack(folder: str | Path) -> Bundle:
+    """The :class:`Bundle` stored in a pack directory.
+
+    Raises:
+        UserError: the folder is missing or lacks a pack file.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"pack {folder} does not exist; make one with vc-pack --tag T")
+    missing = [n for n in PACK_FILES if not (folder / n).is_file()]
+    if missing:
+        raise UserError(
+            f"{folder} is not a vc_toolkit pack (no {', '.join(missing)}); "
+            "make one with vc-pack --tag T --checkpoint C"
+        )
+    cfg = build(TagConfig, read_yaml(folder / "config.yaml"), where=str(folder / "config.yaml"))
+    spk_cfg = build(SpkConfig, read_yaml(folder / "spk.yaml"), where=str(folder / "spk.yaml"))
+    voc = build(Vocoder, read_yaml(folder / "vocoder.yaml"), where=str(folder / "vocoder.yaml"))
+    for key in ("checkpoint", "config"):
+        value = getattr(voc, key)
+        if value and not Path(value).is_absolute():
+            setattr(voc, key, str(folder / value))
+    cfg.infer.vocoder = voc
+    state = ckpt.load(folder / "model.pt")
+    return Bundle(
+        tag=state.get("tag") or folder.parent.parent.name,
+        cfg=cfg,
+        spk_cfg=spk_cfg,
+        stats=load_stats(folder / "stats.npz"),
+        weights=ckpt.weights_only(state),
+        checkpoint=state.get("checkpoint") or folder.name,
+        epoch=state.get("epoch"),
+        step=state.get("step"),
+        spk_fingerprint=state.get("spk_fingerprint"),
+        origin=str(folder),
+    )
