@@ -132,7 +132,7 @@ def _fmt(value) -> str:
         return str(int(value))
     if isinstance(value, float) and math.isnan(value):
         return "nan"
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
+    return f"{value:.8g}" if isinstance(value, float) else str(value)
 
 
 def _parse(key: str, text: str):

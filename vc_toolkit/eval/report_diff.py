@@ -21,7 +21,7 @@ from typing import Any
 
 from vc_toolkit.config import ConfigError, load_spk, load_tag, to_dict
 from vc_toolkit.config.pin import read_fingerprint
-from vc_toolkit.config.resolve import diff_configs, read_yaml
+from vc_toolkit.config.resolve import read_yaml
 from vc_toolkit.data.prepare import SPLITS
 from vc_toolkit.errors import UserError
 from vc_toolkit.eval.report import TagRecord, load_record
@@ -40,11 +40,33 @@ def _tag_config(layout: Layout, tag: str) -> tuple[dict | None, str, list[str]]:
         current = None
     if frozen.is_file():
         data = read_yaml(frozen)
-        changed = diff_configs(data, current) if current is not None else []
+        changed = config_changes(data, current) if current is not None else []
         return data, str(frozen.relative_to(layout.root)), changed
     if current is not None:
         return current, f"conf/tag/{tag}.yaml (not trained)", []
     return None, "", []
+
+
+def config_changes(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Key-by-key differences of two nested configs; a section set on one side only is one line.
+
+    Example:
+        >>> config_changes({"a": 1, "p": None, "t": {"x": 1}}, {"a": 2, "p": {"tag": "z"},
+        ...                "t": {"x": 1, "y": 0}})
+        ['a: 1 -> 2', "p: None -> {'tag': 'z'}", 't.y: (absent) -> 0']
+    """
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return [] if old == new else [f"{prefix}: {old!r} -> {new!r}"]
+    lines = []
+    for key in sorted(set(old) | set(new), key=str):
+        full = f"{prefix}.{key}" if prefix else str(key)
+        if key not in old:
+            lines.append(f"{full}: (absent) -> {new[key]!r}")
+        elif key not in new:
+            lines.append(f"{full}: {old[key]!r} -> (absent)")
+        else:
+            lines += config_changes(old[key], new[key], full)
+    return lines
 
 
 def spk_config(layout: Layout, spk: str) -> dict | None:
@@ -121,28 +143,26 @@ def _spk_section(layout: Layout, ra: TagRecord, rb: TagRecord, spk_a: str, spk_b
         lines.append(f"spk: {spk_a!r} -> {spk_b!r}")
         ca, cb = spk_config(layout, spk_a), spk_config(layout, spk_b)
         if ca is not None and cb is not None:
-            diff = diff_configs(ca, cb)
+            diff = config_changes(ca, cb)
             lines += [f"  {d}" for d in diff] or ["  (spk configs identical)"]
-    fps = {}
+    used = {}
     for label, rec, spk in (("A", ra, spk_a), ("B", rb, spk_b)):
         now = read_fingerprint(layout.dump(spk)) or {}
-        fps[label] = (_trained_fp(rec), now)
-        stale = (
-            " (spk rebuilt since)"
-            if fps[label][0] and fps[label][0] != now.get("fingerprint")
-            else ""
-        )
+        trained = _trained_fp(rec)
+        used[label] = trained or now.get("fingerprint")
+        stale = " (spk rebuilt since)" if trained and trained != now.get("fingerprint") else ""
         lines.append(
-            f"{label} trained on features {fps[label][0] or '-'}; spk '{spk}' now "
+            f"{label} trained on features {trained or '-'}; spk '{spk}' now "
             f"{now.get('fingerprint', '-')} (config {now.get('config_hash', '-')}, files "
             f"{now.get('files_hash', '-')}, {now.get('num_files', '-')} files){stale}"
         )
-    (fa, na), (fb, nb) = fps["A"], fps["B"]
-    if fa and fb and fa == fb:
-        lines.append("fingerprints equal: both trained on the same features")
+    if used["A"] and used["A"] == used["B"]:
+        lines.append("fingerprints equal: same features")
         return lines
     lines.append("fingerprints differ")
-    if na.get("files_hash") != nb.get("files_hash") or spk_a != spk_b:
+    if spk_a == spk_b:
+        lines.append("  same spk, rebuilt between the two trainings (earlier lists are not kept)")
+    else:
         diff = file_differences(spk_files(layout, spk_a), spk_files(layout, spk_b))
         lines += [f"  {d}" for d in diff] or ["  input file lists identical"]
     return lines
@@ -187,7 +207,7 @@ def tag_diff(layout: Layout, a: str, b: str) -> list[str]:
             )
     ra, rb = load_record(layout, a), load_record(layout, b)
     lines = [f"A = {a} ({where_a})", f"B = {b} ({where_b})", "", "== tag config (A -> B) =="]
-    diff = diff_configs(cfg_a, cfg_b)
+    diff = config_changes(cfg_a, cfg_b)
     lines += diff or ["(identical)"]
     for tag, changed in ((a, changed_a), (b, changed_b)):
         if changed:

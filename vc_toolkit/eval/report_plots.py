@@ -24,9 +24,19 @@ LOSSES = ("post_mel", "pitch", "energy", "duration")
 
 
 def loss_curves(exp_dirs: list[Path], out: Path, losses: tuple[str, ...] = LOSSES) -> Path:
-    """Write the loss curves of the tags in ``exp_dirs`` (``exp/<T>``) to ``out`` (PNG)."""
+    """Write the loss curves of the tags in ``exp_dirs`` (``exp/<T>``) to ``out`` (PNG).
+
+    Only the ``losses`` some tag logged are drawn (one panel each).
+    """
     histories = {d.name: read_history(d) for d in exp_dirs}
-    return plots.save(plots.loss_curves_figure(histories, losses), out)
+    logged = {
+        k
+        for rows in histories.values()
+        for r in rows
+        for k in (*r.get("train", {}), *r.get("dev", {}))
+    }
+    shown = tuple(k for k in losses if k in logged) or losses[:1]
+    return plots.save(plots.loss_curves_figure(histories, shown), out)
 
 
 def _f0(lf0: np.ndarray, vuv: np.ndarray | None) -> np.ndarray:
@@ -90,13 +100,13 @@ def utterance_figure(layout, tag: str, utt: str, checkpoint: str = "best", out: 
         n = 1 + len(conv["wav"]) // hop
         lf0, vuv = extract_lf0(conv["wav"], spk_cfg.sample_rate, hop, spk_cfg.feats.pitch, n)
         curves.append(("converted wav, re-analysed", _f0(lf0, vuv)))
-    fig = _figure(mels, curves, hop_seconds=spk_cfg.feats.mel.hop_length / spk_cfg.sample_rate)
-    fig.suptitle(f"{tag} / {checkpoint} / {split} / {utt}")
+    hop_seconds = spk_cfg.feats.mel.hop_length / spk_cfg.sample_rate
+    fig = _figure(mels, curves, hop_seconds, f"{tag} / {checkpoint} / {split} / {utt}")
     out = out or layout.exp(tag) / "plots" / f"{Path(bundle.checkpoint).stem}_{utt}.png"
     return plots.save(fig, out)
 
 
-def _figure(mels: list[tuple[str, np.ndarray]], curves, hop_seconds: float):
+def _figure(mels: list[tuple[str, np.ndarray]], curves, hop_seconds: float, title: str):
     fig, axes = plt.subplots(len(mels) + 1, 1, figsize=(11, 2.2 * (len(mels) + 1.4)))
     end = max(len(m) for _, m in mels) * hop_seconds
     for ax, (label, mel) in zip(axes, mels, strict=False):
@@ -112,5 +122,6 @@ def _figure(mels: list[tuple[str, np.ndarray]], curves, hop_seconds: float):
     ax.set_xlabel("time (s)")
     ax.set_ylabel("F0 (Hz)")
     ax.legend(loc="upper right", fontsize=7)
+    fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -1,10 +1,8 @@
 """Stage 3: convert normalised source features to target log-mels and waveforms.
 
-A :class:`Bundle` holds what a conversion needs: the resolved tag and spk
-configs, the spk's normalisation statistics and the model weights. It comes
-from a trained tag (:func:`load_tag_bundle`, ``exp/<TAG>/`` + ``dump/<SPK>/``) or
-from a pack (:func:`vc_toolkit.infer.pack.load_pack`). A :class:`Converter`
-runs the acoustic model (:meth:`FastSpeech2VC.infer`) on batches of source
+A :class:`~vc_toolkit.infer.pack.Bundle` holds what a conversion needs (configs,
+statistics, weights), from a trained tag or a pack (:mod:`vc_toolkit.infer.pack`).
+A :class:`Converter` runs the acoustic model (:meth:`FastSpeech2VC.infer`) on batches of source
 utterances, denormalises its outputs with the *target* statistics and
 vocodes them, timing the acoustic model and the vocoder separately.
 
@@ -12,9 +10,10 @@ Real-time factor: ``rtf = compute seconds / seconds of output audio``, for the
 acoustic model and the vocoder apart (CUDA is synchronised before reading the
 clock); below 1 is faster than real time.
 
-Outputs per utterance (:func:`write_outputs`): ``<utt>.wav`` (16-bit PCM, clipped
-to [-1, 1]) and ``<utt>.npz`` with ``mel`` (T, n_mels) log-mel, ``lf0`` (T,)
-predicted log-F0 (continuous: the model predicts no voicing), ``energy`` (T,)
+Outputs per utterance (:func:`write_outputs`): ``<utt>.wav`` (16-bit PCM; a
+waveform peaking above :data:`PEAK` is scaled down to it, not clipped, and the
+gain is stored as ``wav_gain``) and ``<utt>.npz`` with ``mel`` (T, n_mels)
+log-mel, ``lf0`` (T,) predicted log-F0 (continuous: the model predicts no voicing), ``energy`` (T,)
 log energy, ``duration`` (Ls,) reduced target frames per reduced source frame, so
 ``T = r * duration.sum()`` and the wav has ``T * hop_length`` samples.
 """
@@ -45,18 +44,17 @@ from vc_toolkit.models import build_model
 from vc_toolkit.paths import Layout
 
 logger = log.get("convert")
+PEAK = 0.99
+"""Largest sample written: louder waveforms are scaled down (never clipped)."""
 #: command-line inference controls and where they go in the ``infer`` block
+_PLAIN = ("pitch_scale", "energy_scale", "duration_scale", "prosody", "temperature", "batch_size")
 OVERRIDES = {
-    "pitch_scale": ("pitch_scale",),
-    "energy_scale": ("energy_scale",),
-    "duration_scale": ("duration_scale",),
-    "prosody": ("prosody",),
-    "temperature": ("temperature",),
-    "batch_size": ("batch_size",),
+    **{k: (k,) for k in _PLAIN},
     "vocoder": ("vocoder", "type"),
     "vocoder_checkpoint": ("vocoder", "checkpoint"),
     "vocoder_config": ("vocoder", "config"),
 }
+SPLITS = ("dev", "eval")
 
 
 def resolve_infer(
@@ -223,6 +221,8 @@ class Converter:
         self.model.to(self.device).eval()
         self.vocoder = vocoder or build_vocoder(self.infer.vocoder, spk, self.device)
         self.rtf = RTF()
+        if self.infer.prosody == "sample":  # the same inputs in the same batches: same samples
+            torch.manual_seed(bundle.cfg.train.seed)
 
     def acoustic(self, items: list[dict]) -> list[dict]:
         """Normalised source items → per utterance ``mel`` (T, n_mels), ``lf0``, ``energy`` (T,)
@@ -289,14 +289,16 @@ def write_outputs(out_dir: Path, name: str, result: dict, spk: SpkConfig) -> Pat
     """Write ``<name>.npz``, then ``<name>.wav``, into ``out_dir`` atomically; returns the wav."""
     out_dir.mkdir(parents=True, exist_ok=True)
     arrays = {k: np.asarray(v) for k, v in result.items() if k != "wav"}
+    peak = float(np.abs(result["wav"]).max()) if len(result["wav"]) else 0.0
     arrays.update(
+        wav_gain=np.float32(min(1.0, PEAK / peak) if peak > 0 else 1.0),
         sample_rate=np.int64(spk.sample_rate),
         hop_length=np.int64(spk.feats.mel.hop_length),
         reduction_factor=np.int64(spk.reduction_factor),
     )
     with atomic_open(out_dir / f"{name}.npz", "wb") as f:
         np.savez(f, **arrays)
-    wav = np.clip(result["wav"], -1.0, 1.0)
+    wav = np.asarray(result["wav"], dtype=np.float32) * arrays["wav_gain"]
     with atomic_open(out_dir / f"{name}.wav", "wb") as f:
         sf.write(f, wav, spk.sample_rate, format="WAV", subtype="PCM_16")
     return out_dir / f"{name}.wav"
@@ -314,7 +316,6 @@ def batches(items: list, lengths: list[int], size: int) -> list[list]:
 
 
 # ---- stage 3 over the dev/eval splits of a tag ------------------------------------------------
-SPLITS = ("dev", "eval")
 
 
 def _settings(bundle: Bundle, infer: Infer) -> dict:

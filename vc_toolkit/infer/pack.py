@@ -187,10 +187,11 @@ Audio        {spk.sample_rate} Hz, hop {spk.feats.mel.hop_length}, {spk.feats.me
 Vocoder      {vocoder}
 Made by      vc_toolkit {__version__}
 
-Convert a wav file or every audio file in a folder (no corpus or exp/ needed):
+Convert a wav file or every audio file in a folder (no corpus or exp/ needed);
+PACK is this folder, wherever it was copied (it was written as {name}):
 
-    vc-convert --pack {name} --input speech.wav --output converted/
-    vc-convert --pack {name} --input folder/ --output converted/ --pitch_scale 1.1
+    vc-convert --pack PACK --input speech.wav --output converted/
+    vc-convert --pack PACK --input folder/ --output converted/ --pitch_scale 1.1
 
 Input audio goes through the same loading, resampling, silence trimming and
 feature analysis as the training data (spk.yaml), normalised with stats.npz.
@@ -199,6 +200,14 @@ Each input gives <name>.wav and <name>.npz (log-mel, log-F0, energy, durations).
 Files: config.yaml (resolved experiment config), spk.yaml (feature analysis),
 stats.npz (normalisation statistics), model.pt (weights), vocoder.yaml.
 """
+
+
+def _readable(folder: Path) -> None:
+    """Give the pack the usual permissions (temporary files are created private)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def write_pack(bundle: Bundle, out: Path, copy_vocoder: bool = True) -> Path:
@@ -237,6 +246,7 @@ def write_pack(bundle: Bundle, out: Path, copy_vocoder: bool = True) -> Path:
         note = "# vocoder of this pack; relative paths are inside the pack\n"
         atomic_write_text(tmp / "vocoder.yaml", note + text)
         atomic_write_text(tmp / "README.txt", _readme(bundle, str(out), voc))
+        _readable(tmp)
         old = out.with_name(f".{out.name}.old-{os.getpid()}") if out.exists() else None
         if old is not None:
             os.replace(out, old)

@@ -1,0 +1,208 @@
+"""Stage 4 evaluation on a tiny trained tag, and the end-to-end recipe on the tiny corpus."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import TINY_TAG, copy_root, write_conf
+
+from vc_toolkit.bin import convert as convert_cli
+from vc_toolkit.bin import evaluate as evaluate_cli
+from vc_toolkit.bin import report as report_cli
+from vc_toolkit.config import load_spk
+from vc_toolkit.config.tag import Eval
+from vc_toolkit.errors import UserError
+from vc_toolkit.eval import evaluate as ev
+from vc_toolkit.eval.metrics import METRIC_KEYS
+from vc_toolkit.features import trim
+from vc_toolkit.features.audio import load_audio
+from vc_toolkit.infer.convert import convert_tag
+from vc_toolkit.io import read_scp
+from vc_toolkit.paths import Layout
+from vc_toolkit.train.run import train_tag
+
+
+@pytest.fixture(scope="module")
+def converted(tiny_features_root, tmp_path_factory):
+    """Tag 't' trained 2 epochs and converted (checkpoint best)."""
+    root = copy_root(tiny_features_root, tmp_path_factory.mktemp("evaluate"))
+    write_conf(root, "tag", "t", TINY_TAG)
+    train_tag("t", Layout(root), device="cpu")
+    convert_tag(Layout(root), "t", "best", device="cpu", progress=False)
+    return root
+
+
+def fake_score(conv, tgt, sr, eval_cfg, frame_period_ms=5.0):
+    """A cheap stand-in for score_pair whose values tell which audio it was given.
+
+    mcd = seconds of the first waveform, f0_rmse_hz = its RMS, tgt_seconds = seconds of
+    the reference; the real metrics are tested in test_eval_metrics and end to end below.
+    """
+    row = dict.fromkeys(METRIC_KEYS, 0.5)
+    row.update(
+        mcd=len(conv) / sr,
+        f0_rmse_hz=float(np.sqrt(np.mean(np.square(conv, dtype=np.float64)))),
+        tgt_seconds=len(tgt) / sr,
+        voiced_frames=10,
+        silent=False,
+        unvoiced=bool(len(conv) % 2),
+    )
+    return row
+
+
+@pytest.fixture(scope="module")
+def evaluated(converted):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ev, "score_pair", fake_score)
+        return ev.evaluate_tag(Layout(converted), "t", "best", nj=1, progress=False)
+
+
+def _tsv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+def _trimmed(path, spk):
+    """The reference processing written out with the trimming functions themselves."""
+    x = load_audio(path, spk.sample_rate)
+    y, _, _ = trim.trim_silence(x, spk.sample_rate, spk.trim)
+    return trim.zero_internal_silences(y, trim.internal_silences(y, spk.sample_rate, spk.trim))
+
+
+def test_outputs_and_summary_keys(converted, evaluated):
+    out = converted / "exp/t/eval/best"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary == json.loads(json.dumps(evaluated, default=float))
+    for split in ("dev", "eval"):
+        rows = _tsv(out / split / "per_utt.tsv")
+        listed = (converted / f"dump/tiny/{split}/manifest.tsv").read_text().splitlines()[1:]
+        assert [r["utt_id"] for r in rows] == [line.split("\t")[0] for line in listed]
+        assert all(r["status"] == "ok" for r in rows)
+        assert {f"conv_{k}" for k in METRIC_KEYS} | {f"floor_{k}" for k in METRIC_KEYS} <= set(
+            rows[0]
+        )
+        block = summary["splits"][split]
+        assert block["counts"]["listed"] == block["counts"]["scored"] == len(rows) == 2
+        assert block["counts"]["skipped"] == 0 and block["skipped"] == []
+        for side in ("converted", "source"):
+            assert set(block[side]["mcd"]) == {"mean", "std", "n", "ci95"}
+            assert block[side]["mcd"]["n"] == 2
+        mcds = [float(r["conv_mcd"]) for r in rows]
+        assert block["converted"]["mcd"]["mean"] == pytest.approx(np.mean(mcds), rel=1e-6)
+        assert block["converted"]["mcd"]["std"] == pytest.approx(np.std(mcds, ddof=1), rel=1e-5)
+    assert summary["overall"]["counts"]["scored"] == 4
+    assert summary["rtf"]["acoustic_rtf"] > 0 and summary["converted_with"]["checkpoint"] == "best"
+    flagged = sum(
+        int(r["conv_unvoiced"]) for s in ("dev", "eval") for r in _tsv(out / s / "per_utt.tsv")
+    )
+    assert summary["overall"]["counts"]["unvoiced"] == flagged
+
+
+def test_each_side_is_the_right_audio_with_the_right_trimming(converted, evaluated):
+    layout = Layout(converted)
+    spk = load_spk("tiny", converted)
+    for split in ("dev", "eval"):
+        src = read_scp(converted / f"data/tiny/{split}/src.scp")
+        tgt = read_scp(converted / f"data/tiny/{split}/tgt.scp")
+        for row in _tsv(converted / f"exp/t/eval/best/{split}/per_utt.tsv"):
+            utt = row["utt_id"]
+            source = _trimmed(layout.resolve(src[utt]), spk)
+            target = _trimmed(layout.resolve(tgt[utt]), spk)
+            conv, sr = sf.read(converted / f"exp/t/convert/best/{split}/{utt}.wav")
+            # converted: the stage-3 wav as written (not trimmed again)
+            assert float(row["conv_mcd"]) == pytest.approx(len(conv) / sr)
+            # source floor: trimmed source with internal pauses zeroed ...
+            assert float(row["floor_mcd"]) == pytest.approx(len(source) / spk.sample_rate)
+            rms = np.sqrt(np.mean(np.square(source, dtype=np.float64)))
+            assert float(row["floor_f0_rmse_hz"]) == pytest.approx(rms, rel=1e-6)
+            # ... both against the trimmed target of the same sentence
+            for side in ("conv", "floor"):
+                assert float(row[f"{side}_tgt_seconds"]) == pytest.approx(len(target) / sr)
+    # source floor cached per spk (not per tag)
+    cache = ev.floor_dir(layout, "tiny", Eval())
+    assert cache.parent == converted / "dump/tiny/eval_floor"
+    assert len(_tsv(cache / "dev.tsv")) == len(_tsv(cache / "eval.tsv")) == 2
+
+
+def test_up_to_date_evaluation_is_not_recomputed(converted, evaluated, monkeypatch):
+    def fail(*a, **k):
+        raise AssertionError("scored again")
+
+    monkeypatch.setattr(ev, "score_pair", fail)
+    assert ev.evaluate_tag(Layout(converted), "t", "best", nj=1, progress=False) == evaluated
+
+
+def test_missing_converted_file_is_reported_skipped_and_counted(converted, evaluated, tmp_path):
+    root = copy_root(converted, tmp_path)
+    gone = sorted((root / "exp/t/convert/best/eval").glob("*.wav"))[0]
+    gone.unlink()
+    kinds = []
+    real = ev._score_job
+
+    def spy(job):
+        kinds.append(job[0])
+        return real(job)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ev, "_score_job", spy)
+        mp.setattr(ev, "score_pair", fake_score)
+        summary = ev.evaluate_tag(Layout(root), "t", "best", nj=1, progress=False)
+    assert kinds == ["conv"] * 3  # source floor came from the per-spk cache
+    block = summary["splits"]["eval"]
+    assert block["counts"]["missing_converted"] == 1 and block["counts"]["scored"] == 1
+    assert block["skipped"] == [
+        {"utt": gone.stem, "status": "missing_converted", "reason": f"no converted file {gone}"}
+    ]
+    assert summary["overall"]["counts"]["skipped"] == 1
+    assert block["source"]["mcd"]["n"] == 1  # floor summarised over the same utterances
+    row = {r["utt_id"]: r for r in _tsv(root / "exp/t/eval/best/eval/per_utt.tsv")}[gone.stem]
+    assert row["status"] == "missing_converted" and math.isnan(float(row["conv_mcd"]))
+    assert not math.isnan(float(row["floor_mcd"]))
+
+
+def test_evaluate_needs_converted_speech(converted, capsys):
+    with pytest.raises(UserError, match="run stage 3 first"):
+        ev.evaluate_tag(Layout(converted), "t", "latest", nj=1, progress=False)
+    assert evaluate_cli.main(["--tag", "zzz", "--root", str(converted)]) == 1
+    assert "unknown tag 'zzz'" in capsys.readouterr().err
+
+
+def test_utterance_figure(converted, evaluated):
+    from vc_toolkit.eval.report_plots import utterance_figure
+
+    utt = _tsv(converted / "exp/t/eval/best/dev/per_utt.tsv")[0]["utt_id"]
+    path = utterance_figure(Layout(converted), "t", utt, "best")
+    assert path == converted / f"exp/t/plots/best_{utt}.png"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(UserError, match="in no split"):
+        utterance_figure(Layout(converted), "t", "no_such_utt", "best")
+
+
+@pytest.mark.slow
+def test_end_to_end_train_convert_evaluate_leaderboard(tiny_features_root, tmp_path, capsys):
+    root = copy_root(tiny_features_root, tmp_path)
+    # a narrower F0 search range keeps the WORLD analysis of the scoring fast
+    tag = {**TINY_TAG, "note": "end to end", "eval": {"f0_floor": 70.0, "f0_ceil": 400.0}}
+    write_conf(root, "tag", "e2e", tag)
+    train_tag("e2e", Layout(root), device="cpu")
+    common = ["--tag", "e2e", "--root", str(root), "--verbose", "0"]
+    assert convert_cli.main([*common, "--device", "cpu"]) == 0
+    assert evaluate_cli.main([*common, "--nj", "2"]) == 0
+    capsys.readouterr()
+    assert report_cli.main(["leaderboard", "--root", str(root), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
+    summary = json.loads((root / "exp/e2e/eval/best/summary.json").read_text())
+    (row,) = rows
+    assert row["tag"] == "e2e" and row["spk"] == "tiny" and row["note"] == "end to end"
+    assert row["epochs"] == "2" and row["eval_ckpt"] == "best"
+    mcd = summary["splits"]["eval"]["converted"]["mcd"]["mean"]
+    floor = summary["splits"]["eval"]["source"]["mcd"]["mean"]
+    assert float(row["mcd"]) == pytest.approx(mcd) and float(row["floor_mcd"]) == pytest.approx(
+        floor
+    )
+    assert 0 < mcd < 100 and 0 < floor < 100
