@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -108,11 +109,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pack", help="a pack directory made by vc-pack (instead of --tag)")
     p.add_argument("--checkpoint", default="best", help="best, latest or epochN [best]")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads [all cores]")
     p.add_argument("--force", action="store_true", help="convert finished utterances again")
     p.add_argument("--input", help="a wav file or a folder of audio files (standalone mode)")
     p.add_argument("--output", default=None, help="standalone output folder [converted]")
     add_infer_options(p)
     args = p.parse_args(argv)
+    import torch  # after parsing, so --help stays fast
+
+    torch.set_num_threads(args.threads or max(1, os.cpu_count() or 1))
     if args.input and args.output is None:
         args.output = "converted"
     return common.run(_main, args)

@@ -23,16 +23,21 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.util
 import math
 import types
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
-from vc_toolkit.config.core import ConfigError, build, iter_keys, lookup_field, opt, sub
-from vc_toolkit.config.resolve import config_path, read_yaml
+import optuna
+
+from vc_toolkit.config.core import ConfigError, build, iter_keys, lookup_field, opt, sub, to_dict
+from vc_toolkit.config.resolve import config_path, diff_configs, read_yaml
 from vc_toolkit.config.tag import LOSS_NAMES, TagConfig
+from vc_toolkit.errors import UserError
 from vc_toolkit.paths import Layout
 
 # Keys every trial sets from the study (budget and bookkeeping): not searchable, not exported.
@@ -45,7 +50,10 @@ TRIAL_ONLY_KEYS = (
     "train.num_threads",
 )
 _NOT_SEARCHABLE = {
-    **dict.fromkeys(TRIAL_ONLY_KEYS, "is set by the study for every trial"),
+    **dict.fromkeys(
+        TRIAL_ONLY_KEYS,
+        "is set by the study for every trial (epochs_per_trial, eval_interval, ...)",
+    ),
     "model.preset": "is already applied to the base tag's resolved config",
     "spk": "selects the dataset; make one study per spk instead",
 }
@@ -81,7 +89,9 @@ class Pruner:
     n_startup_trials: int = opt(5, "trials finished before anything is pruned", min=0)
     n_warmup_steps: int = opt(1, "epochs of a trial before it can be pruned", min=0)
     interval_steps: int = opt(1, "epochs between pruning checks", min=1)
-    percentile: float = opt(50.0, "percentile: prune below this percentile of trials", min=0, max=100)
+    percentile: float = opt(
+        50.0, "percentile: prune below this percentile of trials", min=0, max=100
+    )
 
 
 @dataclass(kw_only=True)
@@ -129,21 +139,26 @@ class StudyConfig:
         help="dotted tag key -> {type: float|int|categorical, ...}"
     )
     n_trials: int | None = opt(None, "stop when this many trials exist (any state)", min=1)
-    timeout: float | None = opt(None, "seconds after which no new trial starts", min=1)
+    timeout: float | None = opt(
+        None, "seconds after the start of vc-tune run when no new trial starts", min=1
+    )
     epochs_per_trial: int | None = opt(None, "train.epochs of a trial", min=1)
     steps_per_trial: int | None = opt(None, "train.max_steps of a trial", min=1)
     eval_interval: int = opt(1, "dev evaluation (report + pruning check) every N epochs", min=1)
     sampler: Sampler = sub(Sampler, "sampler")
     pruner: Pruner = sub(Pruner, "pruner")
     storage: str | None = opt(
-        None, "null: journal file exp/optuna/<study>/study.journal; a path: journal file; "
-        "a URL (sqlite:///..., postgresql://...): database"
+        None,
+        "null: journal file exp/optuna/<study>/study.journal; a path: journal file; "
+        "a URL (sqlite:///..., postgresql://...): database",
     )
     save_checkpoints: bool = opt(False, "keep checkpoints of every trial")
     device: str = opt("auto", "auto, cpu, cuda, cuda:N (vc-tune --device overrides)")
     threads_per_worker: int | None = opt(None, "torch threads of a worker (null: cores/workers)")
     heartbeat_seconds: float = opt(
-        60.0, "running trials write a heartbeat this often; 5 missed ones mark a trial failed", min=1
+        60.0,
+        "running trials write a heartbeat this often; 5 missed ones mark a trial failed",
+        min=1,
     )
 
     def validate(self) -> None:
@@ -233,7 +248,7 @@ def _check(key: str, tp: Any, field: dataclasses.Field, dist: Distribution, wher
     if not kinds & wanted:
         fix = "use type: int" if isinstance(dist, FloatDist) and int in kinds else "use categorical"
         raise ConfigError(
-            f"{where}: a {dist.type} range does not fit this {_kind_name(kinds)} field; {fix}"
+            f"{where}: type {dist.type} does not fit this {_kind_name(kinds)} field; {fix}"
         )
     if not dist.low < dist.high:
         raise ConfigError(f"{where}: needs low < high, got low {dist.low}, high {dist.high}")
@@ -244,7 +259,9 @@ def _check(key: str, tp: Any, field: dataclasses.Field, dist: Distribution, wher
     if dist.step is not None and dist.step <= 0:
         raise ConfigError(f"{where}: step must be > 0, got {dist.step}")
     if dist.step is not None and not _multiple(dist.high - dist.low, dist.step):
-        raise ConfigError(f"{where}: high - low ({dist.high - dist.low}) must be a multiple of step")
+        raise ConfigError(
+            f"{where}: high - low ({dist.high - dist.low}) must be a multiple of step"
+        )
     for what, value in (("low", dist.low), ("high", dist.high)):
         _probe(key, tp, field, value, f"{where} {what}")
 
@@ -269,7 +286,9 @@ def _multiple(span: float, step: float) -> bool:
 
 
 def _kind_name(kinds: set[Any]) -> str:
-    return "/".join(sorted("choice" if k is Literal else getattr(k, "__name__", str(k)) for k in kinds))
+    return "/".join(
+        sorted("choice" if k is Literal else getattr(k, "__name__", str(k)) for k in kinds)
+    )
 
 
 def _probe(key: str, tp: Any, field: dataclasses.Field, value: Any, where: str) -> None:
@@ -299,3 +318,126 @@ def study_dir(layout: Layout, name: str) -> Path:
     """``exp/optuna/<name>``: storage (default), trial folders and plots of a study."""
     return layout.exp("optuna") / name
 
+
+# ---- storage, sampler, pruner ------------------------------------------------
+def storage_target(cfg: StudyConfig, layout: Layout, name: str) -> str:
+    """The storage as a database URL or a journal file path (what optuna-dashboard takes)."""
+    if cfg.storage and "://" in cfg.storage:
+        return cfg.storage
+    path = layout.resolve(cfg.storage) if cfg.storage else study_dir(layout, name) / "study.journal"
+    return str(path)
+
+
+def make_storage(cfg: StudyConfig, layout: Layout, name: str) -> optuna.storages.BaseStorage:
+    """Journal file (default; shared safely by processes on one file system) or a database.
+
+    Raises:
+        ConfigError: the database cannot be opened (driver missing, bad URL).
+    """
+    target = storage_target(cfg, layout, name)
+    if "://" not in target:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(target))
+    # sqlite: wait for a busy database instead of failing with "database is locked"
+    engine = {"connect_args": {"timeout": 120}} if target.startswith("sqlite") else {}
+    try:
+        return optuna.storages.RDBStorage(target, engine_kwargs=engine)
+    except Exception as err:  # driver import errors, SQLAlchemy URL/connection errors
+        raise ConfigError(f"cannot open storage {target}: {str(err).splitlines()[0]}") from None
+
+
+def make_sampler(cfg: Sampler, seed_offset: int = 0) -> optuna.samplers.BaseSampler:
+    """Seeded sampler; ``seed_offset`` keeps workers and restarts from repeating proposals."""
+    seed = cfg.seed + seed_offset
+    if cfg.type == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if cfg.type == "tpe":
+            return optuna.samplers.TPESampler(
+                seed=seed,
+                n_startup_trials=cfg.n_startup_trials,
+                multivariate=cfg.multivariate,
+                constant_liar=cfg.constant_liar,
+            )
+        if importlib.util.find_spec("cmaes") is None:
+            raise ConfigError(
+                "sampler type cmaes needs the 'cmaes' package, which is not installed; "
+                "use tpe or random (or pip install cmaes)"
+            )
+        return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=cfg.n_startup_trials)
+
+
+def make_pruner(cfg: Pruner) -> optuna.pruners.BasePruner:
+    """Median / percentile pruner over epochs, or none."""
+    if cfg.type == "none":
+        return optuna.pruners.NopPruner()
+    percentile = 50.0 if cfg.type == "median" else cfg.percentile
+    return optuna.pruners.PercentilePruner(
+        percentile,
+        n_startup_trials=cfg.n_startup_trials,
+        n_warmup_steps=cfg.n_warmup_steps,
+        interval_steps=cfg.interval_steps,
+    )
+
+
+_PINNED = ("base_tag", "objective", "epochs_per_trial", "steps_per_trial", "eval_interval")
+
+
+def open_study(
+    cfg: StudyConfig,
+    name: str,
+    layout: Layout,
+    sampler: optuna.samplers.BaseSampler | None = None,
+    create: bool = True,
+) -> optuna.Study:
+    """Create or load study ``name`` in its storage.
+
+    Raises:
+        UserError: ``create`` is false and the study does not exist yet.
+    """
+    storage = make_storage(cfg, layout, name)
+    pruner = make_pruner(cfg.pruner)
+    if create:
+        return optuna.create_study(
+            storage=storage,
+            study_name=name,
+            direction=cfg.objective.direction,
+            sampler=sampler,
+            pruner=pruner,
+            load_if_exists=True,
+        )
+    try:
+        return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+    except KeyError:
+        raise UserError(
+            f"study '{name}' has not started yet ({storage_target(cfg, layout, name)}); "
+            f"run: vc-tune run --study {name}"
+        ) from None
+
+
+def pin(study: optuna.Study, cfg: StudyConfig, base: dict) -> None:
+    """Record what makes trials comparable; refuse to continue a study where it changed.
+
+    Args:
+        study: The opened study.
+        cfg: Current study config.
+        base: Current resolved config of the base tag (plain dict).
+
+    Raises:
+        ConfigError: base tag, objective or trial budget differ from the study's start.
+    """
+    now = {k: to_dict(getattr(cfg, k)) for k in _PINNED}
+    now["base_config"] = {k: v for k, v in base.items() if k != "note"}
+    old = study.user_attrs.get("pinned")
+    if old is None:
+        study.set_user_attr("pinned", now)
+        return
+    lines = diff_configs(old.get("base_config", {}), now["base_config"])
+    lines += [f"{k}: {old.get(k)!r} -> {now[k]!r}" for k in _PINNED if old.get(k) != now[k]]
+    if lines:
+        shown = "; ".join(lines[:5]) + ("; ..." if len(lines) > 5 else "")
+        raise ConfigError(
+            f"study '{study.study_name}' was started with other settings, so new trials would not "
+            f"be comparable ({shown}); restore them or start a study under a new name"
+        )
