@@ -159,8 +159,8 @@ def notes(res: dict) -> list[str]:
         share = steps["f0"]["median"] / total
         out.append(
             f"Stage 1 spends {100 * share:.0f}% of its step time in WORLD F0 (dio + stonemask), "
-            "which the straightforward script runs identically; the ratio above is bounded by "
-            "that shared cost (see bench/README.md, 'Profiles')."
+            "which both straightforward variants run identically; that shared cost bounds "
+            "every ratio above (see bench/README.md, 'Profiles')."
         )
     return out
 

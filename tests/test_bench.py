@@ -111,12 +111,16 @@ def test_stage1_run_writes_every_pair_and_times_its_steps(tiny_features_root, tm
 def test_preprocess_figure_compares_both_pipelines(tiny_features_root):
     pytest.importorskip("fastdtw", reason="benchmark extra: ./bench/run.sh installs it")
     rec = preproc.bench_preprocess(Layout(tiny_features_root), "tiny", 2, 1, njs=(1, 2))
-    assert set(rec["pipelines"]) == {"ours_nj1", "straightforward", "ours_nj2"}
-    plain, ours = rec["pipelines"]["straightforward"], rec["pipelines"]["ours_nj1"]
-    assert plain["files_written"] == 2 * 11 and ours["files_written"] == 2
-    assert sum(s["median"] for s in plain["steps"].values()) <= plain["wall_seconds"]["median"]
-    ratio = plain["wall_seconds"]["median"] / ours["wall_seconds"]["median"]
-    assert rec["speedup"]["total"]["median"] == pytest.approx(ratio)
+    names = {"ours_nj1", "straightforward", "straightforward_tuned", "ours_nj2"}
+    assert set(rec["pipelines"]) == names
+    ours = rec["pipelines"]["ours_nj1"]
+    assert ours["files_written"] == 2
+    for name, key in (("straightforward", "speedup"), ("straightforward_tuned", "speedup_tuned")):
+        plain = rec["pipelines"][name]
+        assert plain["files_written"] == 2 * 11
+        assert sum(s["median"] for s in plain["steps"].values()) <= plain["wall_seconds"]["median"]
+        ratio = plain["wall_seconds"]["median"] / ours["wall_seconds"]["median"]
+        assert rec[key]["total"]["median"] == pytest.approx(ratio)
     two = rec["pipelines"]["ours_nj2"]
     assert two["realtime_per_core"]["median"] == pytest.approx(two["realtime"]["median"] / 2)
 

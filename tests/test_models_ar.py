@@ -125,3 +125,33 @@ def test_model_inference_uses_the_loop_and_masks_padding():
     alone = model.infer(mel[1:, :4], lf0[1:, :4], energy[1:, :4], torch.tensor([4]))
     assert alone["tgt_lens"].tolist() == [n[1]]
     torch.testing.assert_close(alone["pitch"][0], out["pitch"][1, : n[1]], atol=1e-5, rtol=1e-5)
+
+
+FOLD_CASES = [
+    dict(r=1, zoneout=0.0),
+    dict(r=2, zoneout=0.0),
+    dict(r=2, zoneout=0.3),
+    dict(r=3, zoneout=1.0),
+]
+
+
+@pytest.mark.parametrize("case", FOLD_CASES)
+def test_folded_decoding_equals_the_explicit_feedback_loop(case):
+    pred = _predictor(n_prev=1, layers=1, **case).eval()
+    assert pred.foldable()
+    x, mask, _ = _inputs(case["r"], length=11)
+    with torch.no_grad():  # a trained-looking output bias, so the fed-back bias matters
+        pred.proj.bias.normal_()
+    folded = pred.generate(x, mask)
+    looped = pred.generate(x, mask, fold=False)
+    torch.testing.assert_close(folded, looped, atol=1e-5, rtol=1e-5)
+    assert folded[1, -2:].abs().sum() == 0  # padding
+    # a one-frame sequence takes the first-step path alone
+    one = pred.generate(x[:, :1], mask[:, :1])
+    torch.testing.assert_close(one, pred.generate(x[:, :1], mask[:, :1], fold=False))
+
+
+def test_fold_is_only_used_where_it_is_exact():
+    assert not _predictor(n_prev=2).eval().foldable()
+    assert not _predictor(layers=2).eval().foldable()
+    assert not _predictor().train().foldable()  # dropout and random zoneout in training

@@ -137,7 +137,7 @@ def test_nonfinite_loss_skips_then_aborts(troot, caplog):
     calls = {"n": 0}
 
     def first_nan(outputs, batch):
-        calls["n"] += 1
+        calls["n"] += exp.core.training  # the first training step (not the dev baseline)
         total, terms = real(outputs, batch)
         return (total * float("nan"), terms) if calls["n"] == 1 else (total, terms)
 
@@ -170,3 +170,39 @@ def test_missing_features_name_the_command(root):
         UserError, match=r"features of spk 'tiny' are missing.*--stage 0 --stop_stage 1"
     ):
         train_tag("t", Layout(root), device="cpu")
+
+
+def test_summary_has_the_untrained_and_copy_source_baselines(troot):
+    from vc_toolkit.train.loop import evaluate
+
+    untrained = evaluate(setup("t", Layout(troot), device="cpu", write=False))
+    summary = train_tag("t", Layout(troot), device="cpu")
+    base = summary["baselines"]
+    assert set(base) == {"initial", "copy_source"}
+    assert base["initial"] == pytest.approx(untrained)  # what the model scored before step 1
+    assert base["copy_source"]["post_mel"] > 0 and base["copy_source"]["mel"] > 0
+    assert "before training" in (troot / "exp/t/train.log").read_text()
+
+
+def test_copy_source_of_an_utterance_against_itself_costs_nothing(tiny_features_root):
+    import dataclasses
+
+    from vc_toolkit.data.batch import collate
+    from vc_toolkit.data.dump import DumpSplit
+    from vc_toolkit.features.stats import load_stats
+    from vc_toolkit.models.frames import lengths_to_mask
+    from vc_toolkit.train.baselines import copy_source_losses, copy_source_mel
+
+    dump_dir = tiny_features_root / "dump/tiny"
+    st = load_stats(dump_dir / "stats.npz")
+    ds = DumpSplit(dump_dir / "dev")
+    batch = collate([ds[i] for i in range(len(ds))])
+    assert copy_source_losses([batch], st, r=2)["mel"] > 0.3  # two voices differ
+    # target := the source itself, same statistics, one reduced frame per reduced frame
+    same_stats = {**st, "tgt_mel_mean": st["src_mel_mean"], "tgt_mel_std": st["src_mel_std"]}
+    one_each = lengths_to_mask(batch.src_lens // 2, batch.duration.shape[1]).long()
+    same = dataclasses.replace(
+        batch, tgt_mel=batch.src_mel, tgt_lens=batch.src_lens, duration=one_each
+    )
+    assert copy_source_losses([same], same_stats, r=2)["mel"] == pytest.approx(0.0, abs=1e-6)
+    assert copy_source_mel(same, same_stats, 2).shape == batch.src_mel.shape

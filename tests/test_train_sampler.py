@@ -87,3 +87,24 @@ def test_resume_skips_consumed_batches():
 def test_unshuffled_order_for_evaluation():
     s = GroupedBatchSampler([3, 9, 1, 7], batch_size=2, shuffle=False)
     assert s.batches(0) == s.batches(7) == [[1, 3], [0, 2]]
+
+
+def test_two_streams_sort_by_the_larger_relative_length_and_pad_less():
+    rng = np.random.default_rng(5)
+    tgt = rng.integers(150, 400, size=300)
+    src = (tgt * 0.7 + rng.normal(0, 20, size=300)).astype(int)  # correlated, not equal
+    both = GroupedBatchSampler(tgt, 16, 8, seed=0, extra_lengths=src)
+    tgt_only = GroupedBatchSampler(tgt, 16, 8, seed=0)
+    key = np.maximum(tgt / tgt.mean(), src / src.mean())
+    for b in both.batches(0):
+        assert list(key[b]) == sorted(key[b], reverse=True)
+    pad_both = np.mean([both.padding_fraction(both.batches(e)) for e in range(10)])
+    pad_tgt_sorted = np.mean([both.padding_fraction(tgt_only.batches(e)) for e in range(10)])
+    assert pad_both < pad_tgt_sorted
+    # same groups, only the order inside a group changed: the epoch's utterances are equal
+    assert _flat(both.batches(3)) == _flat(tgt_only.batches(3)) == list(range(300))
+
+
+def test_extra_lengths_must_match():
+    with pytest.raises(ValueError, match="one entry per utterance"):
+        GroupedBatchSampler([1, 2, 3], 2, extra_lengths=[1, 2])

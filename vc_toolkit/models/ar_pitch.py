@@ -10,6 +10,15 @@ Regularizing RNNs by randomly preserving hidden activations", ICLR 2017]:
 and its expectation ``d = p`` at evaluation. Inference is a true
 autoregressive loop, one cell step per reduced frame for the whole batch.
 
+With one LSTM layer and ``n_prev = 1`` (the usual setting), the fed-back value
+is a linear function of the previous hidden state, ``p_{t-1} = W_p h_{t-1} + b_p``,
+so its contribution to the gates folds into the recurrent weights:
+``W_hh' = W_hh + W_prev W_p`` and bias ``b' = b + W_prev b_p`` (minus the bias at
+``t = 0``, where nothing is fed back). The evaluation-mode decoding is then an
+ordinary LSTM over the front-end output — exactly the same recursion, run by
+PyTorch's fused LSTM kernel when zoneout is 0, or by a short cell loop with
+about half the operations per frame otherwise (:meth:`ARPitchPredictor.generate`).
+
 Example:
     >>> import torch
     >>> from vc_toolkit.config.tag import PitchPredictor, ARPitch
@@ -129,7 +138,13 @@ class ARPitchPredictor(nn.Module):
             out = torch.stack(outs, dim=1)
         return self.proj(self.dropout(out)).masked_fill(~mask[..., None], 0.0)
 
-    def generate(self, x: Tensor, mask: Tensor, teacher: Tensor | None = None) -> Tensor:
+    def foldable(self) -> bool:
+        """Whether :meth:`generate` may fold the feedback into the recurrence (see module doc)."""
+        return not self.training and self.lstm.num_layers == 1 and self.n_prev == 1
+
+    def generate(
+        self, x: Tensor, mask: Tensor, teacher: Tensor | None = None, fold: bool = True
+    ) -> Tensor:
         """Autoregressive prediction, one cell step per reduced frame.
 
         Args:
@@ -137,23 +152,65 @@ class ARPitchPredictor(nn.Module):
             mask (Tensor): real frames, (B, L) bool.
             teacher (Tensor | None): if given, (B, L, r) values fed back instead of the
                 predictions (to check the loop against teacher forcing).
+            fold (bool): use the folded recursion when :meth:`foldable` (same result,
+                faster); False always runs the explicit feedback loop.
 
         Returns:
             Tensor: predicted pitch, (B, L, r), zero on padding.
         """
+        if x.shape[1] == 0:
+            return x.new_zeros(x.shape[0], 0, self.r)
+        front = self._front(x, mask)
+        if teacher is None and fold and self.foldable():
+            return self._generate_folded(front).masked_fill(~mask[..., None], 0.0)
+        return self._generate_loop(front, teacher).masked_fill(~mask[..., None], 0.0)
+
+    def _generate_folded(self, front: Tensor) -> Tensor:
+        """Evaluation-mode decoding with the feedback folded into the recurrence, (B, L, r)."""
+        c, p = self.channels, self.zoneout
+        w_ih, b_ih, w_hh, b_hh = self._weights(0)
+        w_front, w_prev = w_ih[:, :c], w_ih[:, c:]
+        feedback = w_prev @ self.proj.bias  # (4H,): the fed-back bias's share of the gates
+        w_rec = w_hh + w_prev @ self.proj.weight  # (4H, H)
+        zero = front.new_zeros(front.shape[0], self.lstm.hidden_size)
+        # t = 0: nothing is fed back, so its gates lack the feedback bias
+        h, c_state = self._cell(F.linear(front[:, 0], w_front, b_ih + b_hh), zero)
+        h, c_state = torch.lerp(h, zero, p), torch.lerp(c_state, zero, p)
+        if front.shape[1] > 1 and p == 0:
+            params = [w_front, w_rec, b_ih + feedback, b_hh]
+            rest, _, _ = torch.lstm(
+                front[:, 1:], (h[None], c_state[None]), params, True, 1, 0.0, False, False, True
+            )
+            return self.proj(torch.cat([h[:, None], rest], dim=1))
+        gates = F.linear(front[:, 1:], w_front, b_ih + b_hh + feedback)
+        w_rec_t, outs = w_rec.t(), [h]
+        for t in range(gates.shape[1]):
+            h_new, c_new = self._cell(torch.addmm(gates[:, t], h, w_rec_t), c_state)
+            h, c_state = torch.lerp(h_new, h, p), torch.lerp(c_new, c_state, p)
+            outs.append(h)
+        return self.proj(torch.stack(outs, dim=1))
+
+    @staticmethod
+    def _cell(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+        """LSTM nonlinearity on precomputed gates (B, 4H) (PyTorch's i, f, g, o order)."""
+        i, f, g, o = gates.chunk(4, dim=-1)
+        c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c_new), c_new
+
+    def _generate_loop(self, front: Tensor, teacher: Tensor | None) -> Tensor:
+        """The explicit feedback loop (any layers, ``n_prev``, train or eval mode), (B, L, r)."""
         c = self.channels
         w_ih, b_ih, _, _ = self._weights(0)
-        front_gates = F.linear(self._front(x, mask), w_ih[:, :c], b_ih)
+        front_gates = F.linear(front, w_ih[:, :c], b_ih)
         w_prev = w_ih[:, c:]
         given = None if teacher is None else self.history(teacher)
-        prev = x.new_zeros(x.shape[0], self.n_prev * self.r)
-        state, outs = self._zero_state(x), []
-        for t in range(x.shape[1]):
+        prev = front.new_zeros(front.shape[0], self.n_prev * self.r)
+        state, outs = self._zero_state(front), []
+        for t in range(front.shape[1]):
             if given is not None:
                 prev = given[:, t]
             h, state = self._step(front_gates[:, t] + F.linear(prev, w_prev), state)
             y = self.proj(self.dropout(h))
             prev = torch.cat([y, prev[:, : -self.r]], dim=-1)
             outs.append(y)
-        out = torch.stack(outs, dim=1) if outs else x.new_zeros(x.shape[0], 0, self.r)
-        return out.masked_fill(~mask[..., None], 0.0)
+        return torch.stack(outs, dim=1)

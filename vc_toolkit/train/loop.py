@@ -83,6 +83,7 @@ class Trainer:
         self.best = state.get("best", {"value": math.inf, "epoch": None, "losses": {}})
         self.epoch_seconds: list[float] = list(state.get("epoch_seconds", []))
         self.last_dev: dict[str, float] = state.get("last_dev", {})
+        self.baselines: dict[str, dict[str, float]] = state.get("baselines", {})
         if state:
             checkpoint.set_rng_state(state["rng"])
         self.scaler = torch.amp.GradScaler("cuda", enabled=_amp(exp))
@@ -104,6 +105,7 @@ class Trainer:
             "batch_in_epoch": self.batch_in_epoch,
             "best": self.best,
             "last_dev": self.last_dev,
+            "baselines": self.baselines,
             "epoch_seconds": self.epoch_seconds,
             "rng": checkpoint.rng_state(),
             "tag": exp.tag,
@@ -260,6 +262,25 @@ class Trainer:
         if dev is not None and self.on_eval is not None:
             self.on_eval(self.epoch, dev)
 
+    def _baselines(self) -> None:
+        """Dev losses before the first step and of copying the source (RNG state kept)."""
+        from vc_toolkit.train.baselines import copy_source_losses
+
+        exp = self.exp
+        rng = checkpoint.rng_state()
+        initial = evaluate(exp)
+        batches = (b.to(exp.device) for b in exp.dev_loader())
+        copy = copy_source_losses(batches, exp.stats, exp.spk_cfg.reduction_factor)
+        checkpoint.set_rng_state(rng)
+        self.baselines = {"initial": initial, "copy_source": copy}
+        self.runlog.scalars("dev", initial, 0)
+        self.runlog.scalars("baseline", {"copy_source_mel": copy["mel"]}, 0)
+        metric = exp.cfg.train.best_metric
+        copy_text = f"; copying the source mel: {copy[metric]:.4f}" if metric in copy else ""
+        logger.info(
+            "dev %s before training: %.4f%s", metric, initial.get(metric, math.nan), copy_text
+        )
+
     def summary(self, finished: bool) -> dict:
         exp = self.exp
         secs = self.epoch_seconds
@@ -278,6 +299,7 @@ class Trainer:
             "best_metric": exp.cfg.train.best_metric,
             "best": self.best if math.isfinite(self.best["value"]) else None,
             "last_dev": self.last_dev,
+            "baselines": self.baselines,
             "params": exp.core.num_params(),
             "trainable_params": exp.core.num_params(trainable_only=True),
             "device": str(exp.device),
@@ -308,6 +330,8 @@ class Trainer:
             logger.info("tag %s already trained for %d epochs; nothing to do", exp.tag, self.epoch)
             self.runlog.close()
             return self.summary(True)
+        if self.step == 0 and self.batch_in_epoch == 0 and exp.world.is_main:
+            self._baselines()
         budget = False
         try:
             while self.epoch < epochs and not budget:
