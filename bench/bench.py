@@ -157,10 +157,13 @@ def notes(res: dict) -> list[str]:
         steps = pre["pipelines"]["ours_nj1"]["steps"]
         total = sum(s["median"] for s in steps.values()) or 1.0
         share = steps["f0"]["median"] / total
+        plain = pre["pipelines"]["straightforward"]["steps"]
+        plain_share = plain["f0"]["median"] / (sum(s["median"] for s in plain.values()) or 1.0)
         out.append(
-            f"Stage 1 spends {100 * share:.0f}% of its step time in WORLD F0 (dio + stonemask), "
-            "which both straightforward variants run identically; that shared cost bounds "
-            "every ratio above (see bench/README.md, 'Profiles')."
+            f"WORLD F0 (dio + stonemask) is {100 * share:.0f}% of stage 1's step time and "
+            f"{100 * plain_share:.0f}% of the straightforward script's; stage 1 runs dio "
+            "with the spk's dio_speed, the script with pyworld's default speed 1 (row "
+            "'dio_speed 1' shows stage 1 with that setting; see bench/README.md, 'Profiles')."
         )
     return out
 

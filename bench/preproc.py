@@ -10,8 +10,11 @@ files the way a typical research script does them: ``pydub`` to load and trim
 (``detect_leading_silence`` on the segment and on its reverse,
 ``detect_nonsilent`` for internal pauses, a Python loop over 1 ms windows),
 ``librosa.feature.melspectrogram`` plus a log, a second STFT for the energy,
-WORLD ``dio`` + ``stonemask`` with the same settings, ``fastdtw`` on the log-mels
-and one ``np.save`` per stream per utterance. It runs in two variants:
+WORLD ``dio`` + ``stonemask`` with the spk's floor, ceiling and frame period
+but pyworld's default ``speed=1`` (what such scripts call; stage 1 uses the spk's
+``feats.pitch.dio_speed``, 3 by default, equally accurate, see
+:mod:`vc_toolkit.features.pitch`), ``fastdtw`` on the log-mels and one
+``np.save`` per stream per utterance. It runs in two variants:
 
 * ``straightforward``: ``fastdtw(x, y, dist=scipy.spatial.distance.euclidean)``,
   the call fastdtw's own README shows and research scripts copy; a Python
@@ -20,7 +23,8 @@ and one ``np.save`` per stream per utterance. It runs in two variants:
   (about 7× faster DTW), i.e. the script after someone profiled it.
 
 The target "2× the straightforward script" is judged on the first; the second
-is shown beside it so the reader sees how much of the gain is DTW alone.
+is shown beside it so the reader sees how much of the gain is DTW alone, and
+``ours_nj1_dio1`` (stage 1 with ``dio_speed`` 1) how much is the F0 setting.
 
 Throughput is audio seconds (source + target, before trimming) per wall second;
 per core divides by the workers used.
@@ -28,6 +32,7 @@ per core divides by the workers used.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 import time
@@ -270,7 +275,9 @@ def bench_preprocess(
         spk: Dataset version whose files are processed.
         n_pairs: Pairs to process per repetition (None: all).
         reps: Repetitions; in each, every pipeline runs once (``ours_nj1``,
-            ``straightforward``, ``ours_nj2``, ...).
+            ``straightforward``, ``straightforward_tuned``, ``ours_nj2``, ..., and
+            ``ours_nj1_dio1``: stage 1 with pyworld's default ``dio`` speed 1, when the spk
+            uses another).
         njs: Worker counts of stage 1; 1 must be among them (the ratio's reference).
 
     Returns:
@@ -291,14 +298,18 @@ def bench_preprocess(
         fns = {"ours_nj1": lambda: run_ours(pairs, cfg, 1, tmp)}
         fns["straightforward"] = lambda: run_straightforward(pairs, cfg, tmp)
         fns["straightforward_tuned"] = lambda: run_straightforward(pairs, cfg, tmp, tuned=True)
+        workers = {name: 1 for name in fns}
         for nj in njs:
             if nj != 1:
                 fns[f"ours_nj{nj}"] = lambda nj=nj: run_ours(pairs, cfg, nj, tmp)
+                workers[f"ours_nj{nj}"] = nj
+        pitch = cfg.feats.pitch
+        if pitch.method == "dio" and pitch.dio_speed != 1:
+            full_rate = _with_dio_speed(cfg, 1)
+            fns["ours_nj1_dio1"] = lambda: run_ours(pairs, full_rate, 1, tmp)
+            workers["ours_nj1_dio1"] = 1
         runs = interleave(fns, reps)
-    pipelines = {
-        name: _pipeline(r, seconds, int(name[7:]) if name.startswith("ours_nj") else 1)
-        for name, r in runs.items()
-    }
+    pipelines = {name: _pipeline(r, seconds, workers[name]) for name, r in runs.items()}
     ours = runs["ours_nj1"]
     return {
         "spk": spk,
@@ -309,6 +320,12 @@ def bench_preprocess(
         "speedup": _speedup(runs["straightforward"], ours),
         "speedup_tuned": _speedup(runs["straightforward_tuned"], ours),
     }
+
+
+def _with_dio_speed(cfg: SpkConfig, speed: int) -> SpkConfig:
+    """``cfg`` with ``feats.pitch.dio_speed`` replaced."""
+    pitch = dataclasses.replace(cfg.feats.pitch, dio_speed=speed)
+    return dataclasses.replace(cfg, feats=dataclasses.replace(cfg.feats, pitch=pitch))
 
 
 def _speedup(plain: list[dict], ours: list[dict]) -> dict:

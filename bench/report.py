@@ -51,7 +51,8 @@ def targets(res: dict) -> list[dict]:
     pre = res.get("preprocess")
     if pre:
         ours = [(k, v["realtime_per_core"]["median"]) for k, v in pre["pipelines"].items()]
-        name, worst = min((x for x in ours if x[0].startswith("ours")), key=lambda x: x[1])
+        default = [x for x in ours if x[0].startswith("ours") and not x[0].endswith("_dio1")]
+        name, worst = min(default, key=lambda x: x[1])
         text = f"{worst:.1f}× (worst: {name.replace('ours_', '')})"
         out.append(
             _target("stage 1 (dio) ≥ 50× real time per core", worst, text, worst >= PER_CORE)
@@ -116,6 +117,7 @@ def _preprocess(pre: dict) -> list[str]:
     labels = {
         "straightforward": "straightforward script",
         "straightforward_tuned": "straightforward script, compiled DTW",
+        "ours_nj1_dio1": "stage 1, nj=1, dio_speed 1 (pyworld default)",
     }
     rows = []
     for name, p in pre["pipelines"].items():

@@ -111,8 +111,9 @@ def test_stage1_run_writes_every_pair_and_times_its_steps(tiny_features_root, tm
 def test_preprocess_figure_compares_both_pipelines(tiny_features_root):
     pytest.importorskip("fastdtw", reason="benchmark extra: ./bench/run.sh installs it")
     rec = preproc.bench_preprocess(Layout(tiny_features_root), "tiny", 2, 1, njs=(1, 2))
-    names = {"ours_nj1", "straightforward", "straightforward_tuned", "ours_nj2"}
+    names = {"ours_nj1", "straightforward", "straightforward_tuned", "ours_nj2", "ours_nj1_dio1"}
     assert set(rec["pipelines"]) == names
+    assert rec["pipelines"]["ours_nj1_dio1"]["files_written"] == 2
     ours = rec["pipelines"]["ours_nj1"]
     assert ours["files_written"] == 2
     for name, key in (("straightforward", "speedup"), ("straightforward_tuned", "speedup_tuned")):
@@ -199,6 +200,7 @@ def test_targets_are_judged_on_the_worst_covered_case():
                 "ours_nj1": {"realtime_per_core": _summ(70.0)},
                 "straightforward": {"realtime_per_core": _summ(10.0)},
                 "ours_nj2": {"realtime_per_core": _summ(45.0)},
+                "ours_nj1_dio1": {"realtime_per_core": _summ(20.0)},  # not the default: no target
             },
             "speedup": {"total": _summ(2.5)},
         },

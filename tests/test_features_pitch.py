@@ -31,6 +31,36 @@ def test_f0_of_a_harmonic_signal(method: str, f0: float) -> None:
     assert np.median(np.abs(voiced - math.log(f0))) < math.log(1.03)
 
 
+@pytest.mark.parametrize("f0", [90.0, 150.0, 300.0])
+def test_decimated_dio_is_as_accurate_as_full_rate_on_a_known_contour(f0: float) -> None:
+    sr, hop = 22050, 256
+    t = np.arange(int(sr * 1.5)) / sr
+    true = f0 * (1 + 0.08 * np.sin(2 * np.pi * 0.9 * t) + 0.02 * np.sin(2 * np.pi * 5.5 * t))
+    phase = 2 * np.pi * np.cumsum(true) / sr
+    x = sum(0.3 / k * np.sin(k * phase) for k in range(1, 12)).astype(np.float32)
+    n = 1 + len(x) // hop
+    frames = np.interp(np.arange(n) * hop / sr, t, true)
+    errors = {}
+    for speed in (1, 3):
+        cfg = Pitch(f0_floor=60, f0_ceil=500, dio_speed=speed, continuous=False)
+        lf0, vuv = extract_lf0(x, sr, hop, cfg, n)
+        inner = slice(3, -3)
+        assert vuv[inner].mean() > 0.97
+        voiced = vuv[inner] > 0
+        cents = 1200 / math.log(2) * np.abs(lf0[inner][voiced] - np.log(frames[inner][voiced]))
+        errors[speed] = float(np.mean(cents))
+    assert errors[1] < 3.0 and errors[3] < 3.0
+    assert abs(errors[3] - errors[1]) < 0.5
+
+
+def test_dio_speed_is_passed_on() -> None:
+    x = harmonic(150.0, 1.0)
+    n = 1 + len(x) // HOP
+    a = extract_lf0(x, SR, HOP, Pitch(dio_speed=1, continuous=False), n)[0]
+    b = extract_lf0(x, SR, HOP, Pitch(dio_speed=6, continuous=False), n)[0]
+    assert not np.array_equal(a, b)
+
+
 def test_silence_is_unvoiced_and_interpolated() -> None:
     gap = np.zeros(int(0.4 * SR), dtype=np.float32)
     x = np.concatenate([harmonic(120.0, 0.4), gap, harmonic(240.0, 0.4)])

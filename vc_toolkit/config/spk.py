@@ -136,6 +136,12 @@ class Pitch:
     method: Literal["dio", "harvest"] = opt("dio", "dio+stonemask (fast) or harvest (robust)")
     f0_floor: float = opt(71.0, "lowest F0 searched, Hz", min=1)
     f0_ceil: float = opt(800.0, "highest F0 searched, Hz", min=1)
+    dio_speed: int = opt(
+        3,
+        "dio: decimation of the F0 candidate search (1-12; stonemask refines at the full rate)",
+        min=1,
+        max=12,
+    )
     continuous: bool = opt(True, "interpolate log-F0 through unvoiced frames")
 
 

@@ -3,7 +3,17 @@
 ``dio`` + ``stonemask`` [Morise et al., "Fundamental frequency estimation by
 using harmonic structure", IEEE SSW 2009 / "WORLD", IEICE 2016] is the fast
 default; ``harvest`` [Morise, "Harvest", Interspeech 2017] is slower and more
-robust. The frame period is ``1000 * hop / sr`` ms, so WORLD frame ``t`` sits at
+robust.
+
+``dio`` searches F0 candidates on a signal decimated by ``dio_speed`` (WORLD's
+``speed``; pyworld's default is 1), then ``stonemask`` refines every F0 on the
+full-rate signal. The candidate search is most of the cost: at 22.05 kHz,
+``dio_speed`` 3 makes dio about 6x faster (21 → 3.2 ms per second of speech on a
+2-core EPYC), and on harmonic signals of known, vibrating F0 (90–330 Hz) it is
+as accurate as 1 (mean error 0.3–1.0 cents, same voicing errors). Against
+``dio_speed`` 1 on the demo corpus, voicing differs on 0.8% of frames and F0 by
+0.6 cents on average. It is a spk setting like any other: changing it makes a
+new dataset version. The frame period is ``1000 * hop / sr`` ms, so WORLD frame ``t`` sits at
 sample ``t * hop`` like STFT frame ``t``; the contour is padded (with unvoiced
 frames) or cut to exactly the STFT frame count.
 
@@ -36,7 +46,9 @@ def world_f0(x: np.ndarray, sr: int, hop_length: int, pitch_cfg: Pitch) -> np.nd
     if pitch_cfg.method == "harvest":
         f0, _ = pyworld.harvest(x64, sr, f0_floor=lo, f0_ceil=hi, frame_period=period)
         return f0
-    f0, times = pyworld.dio(x64, sr, f0_floor=lo, f0_ceil=hi, frame_period=period)
+    f0, times = pyworld.dio(
+        x64, sr, f0_floor=lo, f0_ceil=hi, frame_period=period, speed=pitch_cfg.dio_speed
+    )
     return pyworld.stonemask(x64, f0, times, sr)
 
 

@@ -21,6 +21,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import optuna
+from matplotlib.ticker import MaxNLocator
 from optuna.trial import FrozenTrial, TrialState
 
 from vc_toolkit.paths import Layout
@@ -110,6 +111,7 @@ def write_plots(
             ys.append(best)
         ax.step(xs, ys, where="post", color="black", label="best so far")
     ax.set(xlabel="trial", ylabel=f"dev {name}", title=f"optimisation history ({direction})")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend()
     fig.tight_layout()
     fig.savefig(out[0], dpi=100)
@@ -129,6 +131,7 @@ def write_plots(
     ]
     ax.legend(handles=handles)
     ax.set(xlabel="epoch", ylabel=f"dev {name}", title="objective per epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     fig.savefig(out[1], dpi=100)
     plt.close(fig)
