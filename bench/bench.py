@@ -47,7 +47,7 @@ class Plan:
     memory_steps: int
 
 
-QUICK = Plan(12, 2, 10, {"demo": (1, 3)}, ("conv", "ar", "gmm"), 3, 2, 4, 1)
+QUICK = Plan(12, 2, 10, {"demo": (1, 3)}, ("conv", "ar", "gmm"), 3, 1, 4, 1)
 FULL = Plan(48, 5, 50, {"demo": (2, 10), "base": (1, 4)}, ("conv", "ar", "gmm"), 9, 3, 8, 2)
 
 
@@ -201,16 +201,20 @@ def main(argv: list[str] | None = None) -> dict:
     res["load_before"] = load_average()
     start = time.perf_counter()
     tag_cfg = load_tag(args.tag, layout.root)
-    if "preprocess" in sections:
-        res["preprocess"] = run_preprocess(layout, args.spk, plan)
-    if "batching" in sections:
-        res["batching"] = run_batching(layout, args.spk, tag_cfg, plan)
-    if "training" in sections:
-        res["training"] = run_training(layout, args.tag, plan)
-    if "conversion" in sections:
-        res["conversion"] = run_conversion(layout, args.spk, args.tag, plan)
-    if "memory" in sections:
-        res["memory"] = run_memory(layout, args.spk, args.tag, plan)
+    runners = {
+        "preprocess": lambda: run_preprocess(layout, args.spk, plan),
+        "batching": lambda: run_batching(layout, args.spk, tag_cfg, plan),
+        "training": lambda: run_training(layout, args.tag, plan),
+        "conversion": lambda: run_conversion(layout, args.spk, args.tag, plan),
+        "memory": lambda: run_memory(layout, args.spk, args.tag, plan),
+    }
+    res["section_seconds"] = {}
+    for name in SECTIONS:
+        if name in sections:
+            tick = time.perf_counter()
+            res[name] = runners[name]()
+            res["section_seconds"][name] = round(time.perf_counter() - tick, 1)
+            _log(f"{name}: {res['section_seconds'][name]:.0f} s")
     res["wall_seconds"] = time.perf_counter() - start
     res["load_after"] = load_average()
 
