@@ -51,9 +51,14 @@ def f0_figure(curves: Sequence[tuple[str, np.ndarray]], frame_seconds: float, ti
 
 
 def loss_curves_figure(histories: dict[str, list[dict]], losses: Sequence[str] = ("post_mel",)):
-    """Per-epoch train (dashed) and dev (solid) losses of several tags."""
+    """Per-epoch train (dashed) and dev (solid) losses of several tags.
+
+    An axis whose values are all positive is logarithmic, so the late epochs that
+    separate experiments are not flattened by the first ones.
+    """
     fig, axes = plt.subplots(1, len(losses), figsize=(5 * len(losses), 3.5), squeeze=False)
     for ax, name in zip(axes[0], losses, strict=True):
+        values: list[float] = []
         for k, (tag, rows) in enumerate(histories.items()):
             color = f"C{k % 10}"
             tr = [
@@ -66,10 +71,13 @@ def loss_curves_figure(histories: dict[str, list[dict]], losses: Sequence[str] =
                 for r in rows
                 if r.get("dev", {}).get(name) is not None
             ]
+            values += [v for _, v in tr + dv]
             if tr:
                 ax.plot(*zip(*tr, strict=True), "--", color=color, alpha=0.6, label=f"{tag} train")
             if dv:
                 ax.plot(*zip(*dv, strict=True), "o-", color=color, label=f"{tag} dev")
+        if values and min(values) > 0:
+            ax.set_yscale("log")
         ax.set_xlabel("epoch")
         ax.set_title(name)
         ax.legend(fontsize=7)
