@@ -58,6 +58,21 @@ TINY_TAG = {
 }
 
 
+def tiny_hifigan():
+    """A HiFi-GAN generator shape for the tiny spk: 20 mels, hop 160 = 5 * 4 * 8."""
+    from vc_toolkit.infer.hifigan import GeneratorConfig
+
+    return GeneratorConfig(
+        num_mels=20,
+        upsample_rates=(5, 4, 8),
+        upsample_kernel_sizes=(11, 8, 16),
+        upsample_initial_channel=16,
+        resblock="2",
+        resblock_kernel_sizes=(3,),
+        resblock_dilation_sizes=((1,),),
+    )
+
+
 def write_conf(root: Path, kind: str, name: str, data: dict | str) -> Path:
     """Write ``conf/<kind>/<name>.yaml`` under a recipe root."""
     path = root / "conf" / kind / f"{name}.yaml"

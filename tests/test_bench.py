@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import REPO, TINY_TAG, copy_root, write_conf
+from conftest import REPO, TINY_TAG, copy_root, tiny_hifigan, write_conf
 
 BENCH = REPO / "bench"
 if str(BENCH) not in sys.path:
@@ -25,20 +25,8 @@ import training  # noqa: E402
 
 from vc_toolkit.config import load_spk  # noqa: E402
 from vc_toolkit.data.dump import DumpSplit  # noqa: E402
-from vc_toolkit.infer.hifigan import GeneratorConfig  # noqa: E402
 from vc_toolkit.infer.vocoder import GriffinLim  # noqa: E402
 from vc_toolkit.paths import Layout  # noqa: E402
-
-# hop 160 = 5 * 4 * 8 for the tiny spk (16 kHz, 20 mels)
-TINY_HIFIGAN = GeneratorConfig(
-    num_mels=20,
-    upsample_rates=(5, 4, 8),
-    upsample_kernel_sizes=(11, 8, 16),
-    upsample_initial_channel=16,
-    resblock="2",
-    resblock_kernel_sizes=(3,),
-    resblock_dilation_sizes=((1,),),
-)
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +153,7 @@ def test_conversion_records_on_tiny(tagged_root, tmp_path):
         conversion.random_hifigan(spk, tmp_path)  # V1 has hop 256, the tiny spk 160
     vocs = {
         "griffin_lim": GriffinLim(16000, spk.feats.mel, n_iter=2),
-        "hifigan": conversion.random_hifigan(spk, tmp_path, TINY_HIFIGAN),
+        "hifigan": conversion.random_hifigan(spk, tmp_path, tiny_hifigan()),
     }
     mels = [it["tgt_mel"] for it in items]
     voc = conversion.bench_vocoders(vocs, mels, reps=1)

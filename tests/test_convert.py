@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 import torch
 import yaml
-from conftest import TINY_TAG, copy_root, write_conf
+from conftest import TINY_TAG, copy_root, tiny_hifigan, write_conf
 
 from vc_toolkit.bin import convert as convert_cli
 from vc_toolkit.bin import pack as pack_cli
@@ -21,7 +21,7 @@ from vc_toolkit.data.dump import DumpSplit
 from vc_toolkit.errors import UserError
 from vc_toolkit.features.stats import load_stats
 from vc_toolkit.infer.convert import Converter, convert_tag, resolve_infer
-from vc_toolkit.infer.hifigan import Generator, GeneratorConfig
+from vc_toolkit.infer.hifigan import Generator
 from vc_toolkit.infer.pack import load_pack, load_tag_bundle
 from vc_toolkit.infer.source import UnusableAudioError, raw_source_features, source_features
 from vc_toolkit.io import read_scp
@@ -239,15 +239,7 @@ def test_cli_needs_a_model_source(trained, capsys):
 
 def test_pack_copies_a_hifigan_vocoder_and_converts_with_the_copy(trained, tmp_path, capsys):
     root = copy_root(trained, tmp_path / "copy")
-    gen_cfg = GeneratorConfig(
-        num_mels=20,
-        upsample_rates=(10, 4, 4),
-        upsample_kernel_sizes=(20, 8, 8),
-        upsample_initial_channel=8,
-        resblock="2",
-        resblock_kernel_sizes=(3,),
-        resblock_dilation_sizes=((1,),),
-    )
+    gen_cfg = tiny_hifigan()
     voc_dir = root / "vocoders" / "tiny_hifigan"
     voc_dir.mkdir(parents=True)
     torch.manual_seed(0)

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from vc_toolkit.data.batch import Batch
+from vc_toolkit.features.stats import denormalize_mel
 from vc_toolkit.models.frames import lengths_to_mask, stack_frames, unstack_frames
 from vc_toolkit.models.loss import masked_l1
 from vc_toolkit.models.variance import regulate_length
@@ -50,11 +51,9 @@ def copy_source_mel(batch: Batch, stats: dict, r: int) -> Tensor:
     Returns:
         Tensor: (B, r * max(sum(duration)), n_mels), comparable with ``batch.tgt_mel``.
     """
-    mel = batch.src_mel
-    log_mel = mel * _vector(stats, "src_mel_std", mel) + _vector(stats, "src_mel_mean", mel)
-    in_target_norm = (log_mel - _vector(stats, "tgt_mel_mean", mel)) / _vector(
-        stats, "tgt_mel_std", mel
-    )
+    log_mel = denormalize_mel(batch.src_mel, stats, side="src")
+    mean, std = _vector(stats, "tgt_mel_mean", log_mel), _vector(stats, "tgt_mel_std", log_mel)
+    in_target_norm = (log_mel - mean) / std
     reduced = stack_frames(in_target_norm, r)[:, : batch.duration.shape[1]]
     expanded, _ = regulate_length(reduced, batch.duration)
     return unstack_frames(expanded, r)
