@@ -9,9 +9,9 @@ as the source, whatever the weights. The autoregressive pitch loop
 (:meth:`ARPitchPredictor.generate`) is also timed on its own.
 
 Vocoders get the dev utterances' target log-mels: Griffin-Lim with the tag's
-settings (:class:`vc_toolkit.infer.vocoder.GriffinLim`) and a HiFi-GAN generator
+settings (:class:`vc_toolkit.vocoder.base.GriffinLim`) and a HiFi-GAN generator
 of V1 size [Kong et al., NeurIPS 2020] with random weights, loaded through
-:class:`vc_toolkit.infer.vocoder.HiFiGAN` from a temporary checkpoint.
+:class:`vc_toolkit.vocoder.base.HiFiGAN` from a temporary checkpoint.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ from vc_toolkit.config import SpkConfig, TagConfig
 from vc_toolkit.data.dump import DumpSplit
 from vc_toolkit.features.stats import denormalize_mel, load_stats
 from vc_toolkit.infer.convert import pad_sources
-from vc_toolkit.infer.hifigan import Generator, GeneratorConfig
-from vc_toolkit.infer.vocoder import GriffinLim, HiFiGAN, Vocoder
 from vc_toolkit.models import FastSpeech2VC, build_model
 from vc_toolkit.paths import Layout
+from vc_toolkit.vocoder import GriffinLim, HiFiGAN, Vocoder
+from vc_toolkit.vocoder.hifigan_generator import Generator, GeneratorConfig
 
 HIFIGAN_V1 = GeneratorConfig(
     num_mels=80,

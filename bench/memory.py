@@ -7,7 +7,7 @@ would also count the large benchmark process this one was started from, as Linux
 keeps it across ``exec``), ``getrusage(RUSAGE_CHILDREN).ru_maxrss`` for pool workers:
 
 * ``stage1``: imports what ``vc-preprocess`` imports, runs stage 1's worker pool
-  (:func:`vc_toolkit.features.preprocess._extract_all`) over some pairs into a
+  (:func:`vc_toolkit.preprocess.stage._extract_all`) over some pairs into a
   temporary folder, and reports the largest worker (``RUSAGE_CHILDREN``, the
   pool having been joined) and the parent the workers were forked from (a
   forked worker's RSS includes the pages it shares with that parent).

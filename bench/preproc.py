@@ -1,6 +1,6 @@
 """Figure 1: stage-1 feature extraction speed, ours against a straightforward script.
 
-*Ours* is stage 1 itself: :func:`vc_toolkit.features.preprocess._extract_all`
+*Ours* is stage 1 itself: :func:`vc_toolkit.preprocess.stage._extract_all`
 (the worker pool of ``vc-preprocess``) with ``nj`` workers, writing the
 per-utterance ``.npz`` caches into a temporary directory. Its per-step seconds
 come from :func:`vc_toolkit.features.extract.extract_pair`'s ``timings``.
@@ -45,10 +45,10 @@ import soundfile as sf
 from timing import interleave, ratios, stopwatch, summarize
 
 from vc_toolkit.config import SpkConfig, load_spk
-from vc_toolkit.data import prepare
-from vc_toolkit.features import preprocess
 from vc_toolkit.io import read_scp
 from vc_toolkit.paths import Layout
+from vc_toolkit.prepare import stage as prepare
+from vc_toolkit.preprocess import stage as preprocess
 
 STEPS = ("load", "trim", "mel", "f0", "dtw", "segments", "write")
 STREAMS = ("mel", "lf0", "vuv", "energy")

@@ -60,7 +60,7 @@ TINY_TAG = {
 
 def tiny_hifigan():
     """A HiFi-GAN generator shape for the tiny spk: 20 mels, hop 160 = 5 * 4 * 8."""
-    from vc_toolkit.infer.hifigan import GeneratorConfig
+    from vc_toolkit.vocoder.hifigan_generator import GeneratorConfig
 
     return GeneratorConfig(
         num_mels=20,
@@ -104,8 +104,8 @@ def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     Shared by the whole session: tests must not modify it (copy it first).
     """
-    from vc_toolkit.data import prepare
     from vc_toolkit.paths import Layout
+    from vc_toolkit.prepare import stage as prepare
 
     root = new_root(tmp_path_factory.mktemp("tiny"))
     write_conf(root, "spk", "tiny", TINY_SPK)
@@ -116,8 +116,8 @@ def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_features_root(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of ``tiny_root`` whose spk 'tiny' has finished stage 1 too (do not modify)."""
-    from vc_toolkit.features import preprocess
     from vc_toolkit.paths import Layout
+    from vc_toolkit.preprocess import stage as preprocess
 
     root = tmp_path_factory.mktemp("tiny_feats") / "recipe"
     shutil.copytree(tiny_root, root, symlinks=True)

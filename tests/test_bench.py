@@ -25,8 +25,8 @@ import training  # noqa: E402
 
 from vc_toolkit.config import load_spk  # noqa: E402
 from vc_toolkit.data.dump import DumpSplit  # noqa: E402
-from vc_toolkit.infer.vocoder import GriffinLim  # noqa: E402
 from vc_toolkit.paths import Layout  # noqa: E402
+from vc_toolkit.vocoder import GriffinLim  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -20,13 +20,14 @@ from vc_toolkit.config.tag import Infer
 from vc_toolkit.data.dump import DumpSplit
 from vc_toolkit.errors import UserError
 from vc_toolkit.features.stats import load_stats
-from vc_toolkit.infer.convert import Converter, convert_tag, resolve_infer
-from vc_toolkit.infer.hifigan import Generator
+from vc_toolkit.infer.convert import Converter, resolve_infer
 from vc_toolkit.infer.pack import load_pack, load_tag_bundle
 from vc_toolkit.infer.source import UnusableAudioError, raw_source_features, source_features
+from vc_toolkit.infer.stage import run as convert_tag
 from vc_toolkit.io import read_scp
 from vc_toolkit.paths import Layout
-from vc_toolkit.train.run import train_tag
+from vc_toolkit.train.stage import run as train_tag
+from vc_toolkit.vocoder.hifigan_generator import Generator
 
 HOP, R, SR = 160, 2, 16000  # tiny spk: hop_length, reduction_factor, sample_rate
 

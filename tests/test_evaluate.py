@@ -17,14 +17,14 @@ from vc_toolkit.bin import report as report_cli
 from vc_toolkit.config import load_spk
 from vc_toolkit.config.tag import Eval
 from vc_toolkit.errors import UserError
-from vc_toolkit.eval import evaluate as ev
+from vc_toolkit.eval import stage as ev
 from vc_toolkit.eval.metrics import METRIC_KEYS
 from vc_toolkit.features import trim
 from vc_toolkit.features.audio import load_audio
-from vc_toolkit.infer.convert import convert_tag
+from vc_toolkit.infer.stage import run as convert_tag
 from vc_toolkit.io import read_scp
 from vc_toolkit.paths import Layout
-from vc_toolkit.train.run import train_tag
+from vc_toolkit.train.stage import run as train_tag
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def fake_score(conv, tgt, sr, eval_cfg, frame_period_ms=5.0):
 def evaluated(converted):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(ev, "score_pair", fake_score)
-        return ev.evaluate_tag(Layout(converted), "t", "best", nj=1, progress=False)
+        return ev.run(Layout(converted), "t", "best", nj=1, progress=False)
 
 
 def _tsv(path):
@@ -134,7 +134,7 @@ def test_up_to_date_evaluation_is_not_recomputed(converted, evaluated, monkeypat
         raise AssertionError("scored again")
 
     monkeypatch.setattr(ev, "score_pair", fail)
-    assert ev.evaluate_tag(Layout(converted), "t", "best", nj=1, progress=False) == evaluated
+    assert ev.run(Layout(converted), "t", "best", nj=1, progress=False) == evaluated
 
 
 def test_missing_converted_file_is_reported_skipped_and_counted(converted, evaluated, tmp_path):
@@ -151,7 +151,7 @@ def test_missing_converted_file_is_reported_skipped_and_counted(converted, evalu
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(ev, "_score_job", spy)
         mp.setattr(ev, "score_pair", fake_score)
-        summary = ev.evaluate_tag(Layout(root), "t", "best", nj=1, progress=False)
+        summary = ev.run(Layout(root), "t", "best", nj=1, progress=False)
     assert kinds == ["conv"] * 3  # source floor came from the per-spk cache
     block = summary["splits"]["eval"]
     assert block["counts"]["missing_converted"] == 1 and block["counts"]["scored"] == 1
@@ -167,7 +167,7 @@ def test_missing_converted_file_is_reported_skipped_and_counted(converted, evalu
 
 def test_evaluate_needs_converted_speech(converted, capsys):
     with pytest.raises(UserError, match="run stage 3 first"):
-        ev.evaluate_tag(Layout(converted), "t", "latest", nj=1, progress=False)
+        ev.run(Layout(converted), "t", "latest", nj=1, progress=False)
     assert evaluate_cli.main(["--tag", "zzz", "--root", str(converted)]) == 1
     assert "unknown tag 'zzz'" in capsys.readouterr().err
 

@@ -11,8 +11,8 @@ import yaml
 
 from vc_toolkit.bin.explore_thresholds import main
 from vc_toolkit.errors import UserError
-from vc_toolkit.features import explore
 from vc_toolkit.paths import Layout
+from vc_toolkit.preprocess import explore
 
 SR = 16000
 

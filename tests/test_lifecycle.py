@@ -13,13 +13,13 @@ import pytest
 import torch
 from conftest import TINY_TAG, copy_root, write_conf
 
+from vc_toolkit import checkpoint
 from vc_toolkit.data.batch import collate
+from vc_toolkit.lock import LockedError, tag_lock
 from vc_toolkit.paths import Layout
-from vc_toolkit.train import checkpoint
-from vc_toolkit.train.lock import LockedError, tag_lock
-from vc_toolkit.train.run import train_tag
 from vc_toolkit.train.sampler import GroupedBatchSampler
 from vc_toolkit.train.setup import setup
+from vc_toolkit.train.stage import run as train_tag
 
 
 def _tag(**train) -> dict:

@@ -15,10 +15,10 @@ from conftest import TINY_SPK, make_wav, write_conf
 from vc_toolkit.config import ConfigError
 from vc_toolkit.config.pin import ConfigChangedError
 from vc_toolkit.config.spk import Split
-from vc_toolkit.data import prepare
-from vc_toolkit.data.corpora import CorpusError
 from vc_toolkit.io import read_scp
 from vc_toolkit.paths import Layout
+from vc_toolkit.prepare import stage as prepare
+from vc_toolkit.prepare.corpora import CorpusError
 
 
 def _digest(folder):

@@ -17,12 +17,13 @@ import soundfile as sf
 from conftest import TINY_SPK, copy_root, write_conf
 
 from vc_toolkit.config.pin import ConfigChangedError
-from vc_toolkit.data import prepare
 from vc_toolkit.data.dump import DumpSplit
 from vc_toolkit.errors import UserError
-from vc_toolkit.features import extract, preprocess, stats
+from vc_toolkit.features import extract, stats
 from vc_toolkit.io import read_scp
 from vc_toolkit.paths import Layout
+from vc_toolkit.prepare import stage as prepare
+from vc_toolkit.preprocess import stage as preprocess
 
 SPLITS = ("train", "dev", "eval")
 

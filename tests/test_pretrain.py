@@ -9,13 +9,13 @@ import pytest
 import torch
 from conftest import TINY_SPK, TINY_TAG, copy_root, write_conf
 
-from vc_toolkit.data import prepare
-from vc_toolkit.features import preprocess
 from vc_toolkit.paths import Layout
+from vc_toolkit.prepare import stage as prepare
+from vc_toolkit.preprocess import stage as preprocess
+from vc_toolkit.records import read_history
 from vc_toolkit.train import pretrain
-from vc_toolkit.train.reporting import read_history
-from vc_toolkit.train.run import train_tag
 from vc_toolkit.train.setup import setup
+from vc_toolkit.train.stage import run as train_tag
 
 
 def _child(**pre) -> dict:

@@ -12,10 +12,10 @@ from conftest import TINY_TAG, copy_root, write_conf
 from vc_toolkit.config.pin import ConfigChangedError
 from vc_toolkit.errors import UserError
 from vc_toolkit.paths import Layout
+from vc_toolkit.records import read_history
 from vc_toolkit.train.loop import Trainer, TrainingDivergedError
-from vc_toolkit.train.reporting import read_history
-from vc_toolkit.train.run import train_tag
 from vc_toolkit.train.setup import setup
+from vc_toolkit.train.stage import run as train_tag
 
 
 @pytest.fixture

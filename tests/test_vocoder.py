@@ -17,8 +17,8 @@ from torch.nn.utils import weight_norm
 from vc_toolkit.config.spk import DemoCorpus, Feats, Mel, SpkConfig
 from vc_toolkit.config.tag import Vocoder as VocoderConfig
 from vc_toolkit.errors import UserError
-from vc_toolkit.infer.hifigan import fold_weight_norm
-from vc_toolkit.infer.vocoder import GriffinLim, build_vocoder
+from vc_toolkit.vocoder import GriffinLim, build_vocoder
+from vc_toolkit.vocoder.hifigan import fold_weight_norm
 
 SR = 16000
 MEL = Mel(n_fft=512, win_length=512, hop_length=128, n_mels=80, fmin=0.0, fmax=8000.0)

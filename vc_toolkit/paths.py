@@ -10,6 +10,28 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+SPLITS = ("train", "dev", "eval")
+"""The splits every spk is divided into at stage 0."""
+EVAL_SPLITS = ("dev", "eval")
+"""The splits stages 3 and 4 convert and score."""
+SKIP_EXP = ("optuna", "report")
+"""Folders of ``exp/`` that are not tags."""
+
+
+def checkpoints_dir(exp_dir: Path) -> Path:
+    """The checkpoint folder of an experiment folder (a tag's ``exp/<tag>`` or a trial's)."""
+    return exp_dir / "checkpoints"
+
+
+def checkpoint_label(checkpoint: str | Path) -> str:
+    """The folder name of a checkpoint given by name (``best``) or by path (``x/epoch10.pt``).
+
+    Example:
+        >>> checkpoint_label("best"), checkpoint_label("exp/t/checkpoints/epoch10.pt")
+        ('best', 'epoch10')
+    """
+    return Path(checkpoint).stem
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -50,6 +72,22 @@ class Layout:
 
     def exp(self, tag: str) -> Path:
         return self.root / "exp" / tag
+
+    def checkpoints(self, tag: str) -> Path:
+        """``exp/<tag>/checkpoints``: latest.pt, best.pt, epochN.pt."""
+        return checkpoints_dir(self.exp(tag))
+
+    def convert_dir(self, tag: str, checkpoint: str | Path) -> Path:
+        """``exp/<tag>/convert/<checkpoint label>``: stage-3 outputs (:func:`checkpoint_label`)."""
+        return self.exp(tag) / "convert" / checkpoint_label(checkpoint)
+
+    def eval_dir(self, tag: str, checkpoint: str | Path) -> Path:
+        """``exp/<tag>/eval/<checkpoint label>``: stage-4 outputs."""
+        return self.exp(tag) / "eval" / checkpoint_label(checkpoint)
+
+    def pack_dir(self, tag: str, checkpoint: str | Path) -> Path:
+        """``exp/<tag>/pack/<checkpoint label>``: a self-contained model directory."""
+        return self.exp(tag) / "pack" / checkpoint_label(checkpoint)
 
     def resolve(self, path: str | Path) -> Path:
         """A path from a config: absolute as given, relative to the recipe root otherwise."""

@@ -53,11 +53,11 @@ def _overrides(args) -> dict:
 
 
 def _standalone(args, layout) -> int:
+    from vc_toolkit.device import pick_device
     from vc_toolkit.infer.convert import Converter, resolve_infer, rtf_line
     from vc_toolkit.infer.pack import load_pack, load_tag_bundle
     from vc_toolkit.infer.source import convert_files, find_inputs
     from vc_toolkit.io import atomic_write_text
-    from vc_toolkit.train.setup import pick_device
 
     inputs, base = find_inputs(Path(args.input))
     if args.pack:
@@ -92,9 +92,10 @@ def _main(args, layout) -> int:
         return _standalone(args, layout)
     if args.output:
         raise UserError("--output is for --input runs; stage 3 writes exp/<TAG>/convert/")
-    from vc_toolkit.infer.convert import convert_tag, rtf_line
+    from vc_toolkit.infer import stage
+    from vc_toolkit.infer.convert import rtf_line
 
-    record = convert_tag(
+    record = stage.run(
         layout, args.tag, args.checkpoint, _overrides(args), args.device, args.force,
         progress=args.verbose > 0,
     )  # fmt: skip

@@ -23,9 +23,9 @@ examples:
 
 
 def _main(args, layout) -> int:
-    from vc_toolkit.eval.evaluate import evaluate_tag
+    from vc_toolkit.eval import stage
 
-    evaluate_tag(layout, args.tag, args.checkpoint, args.nj, args.force, args.verbose > 0)
+    stage.run(layout, args.tag, args.checkpoint, args.nj, args.force, args.verbose > 0)
     return 0
 
 

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     def run(a: argparse.Namespace, layout: Layout) -> int:
-        from vc_toolkit.features import explore
+        from vc_toolkit.preprocess import explore
 
         if a.num_utts < 1:
             raise UserError(f"--num_utts must be >= 1, got {a.num_utts}")

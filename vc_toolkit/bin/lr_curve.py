@@ -18,9 +18,9 @@ example:
 
 
 def _main(args, layout) -> int:
+    from vc_toolkit import plots
     from vc_toolkit.config import load_tag
     from vc_toolkit.data.dump import DumpSplit
-    from vc_toolkit.eval import plots
     from vc_toolkit.train.sampler import GroupedBatchSampler
     from vc_toolkit.train.scheduler import lr_curve
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from vc_toolkit.bin import common
-from vc_toolkit.data import prepare
+from vc_toolkit.prepare import stage as prepare
 
 EPILOG = """\
 outputs:

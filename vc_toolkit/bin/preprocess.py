@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     def _main(a, layout):
-        from vc_toolkit.features import preprocess
+        from vc_toolkit.preprocess import stage as preprocess
 
         preprocess.run(a.spk, layout, nj=a.nj, force=a.force)
 

@@ -71,15 +71,21 @@ def main(argv: list[str] | None = None) -> int:
             argv, {"--ngpu", "--nproc", "--nnodes", "--node_rank", "--master_addr", "--master_port"}
         )
         cmd = torchrun_command(
-            max(nproc, 1), args.nnodes, args.node_rank, args.master_addr, args.master_port, inner
+            __spec__.name if __spec__ else __name__,
+            max(nproc, 1),
+            args.nnodes,
+            args.node_rank,
+            args.master_addr,
+            args.master_port,
+            inner,
         )
         print("+ " + " ".join(cmd), file=sys.stderr)
         return subprocess.call(cmd)
 
     def _main(a, layout):
-        from vc_toolkit.train.run import train_tag
+        from vc_toolkit.train import stage
 
-        train_tag(
+        stage.run(
             a.tag,
             layout,
             device=a.device,

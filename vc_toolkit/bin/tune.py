@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import logging
 import sys
 
-from vc_toolkit import log
 from vc_toolkit.bin import common
 from vc_toolkit.errors import UserError
 
@@ -70,66 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args, layout) -> int:
-    from vc_toolkit.tune.objective import prepare, work
-    from vc_toolkit.tune.summary import summarize
+    from vc_toolkit.tune import stage
 
-    if args.n_workers < 1:
-        raise UserError(f"--n_workers must be >= 1, got {args.n_workers}")
-    device = None if args.device in (None, "auto") else args.device
-    ctx = prepare(args.study, layout, args.n_workers, device)
-    if args.n_workers == 1:
-        work(ctx)
-    else:
-        _spawn(ctx, args.n_workers, args.verbose)
-    print(summarize(args.study, layout))
+    print(stage.run(args.study, layout, args.n_workers, args.device, args.verbose))
     return 0
-
-
-def _spawn(ctx, n_workers: int, verbose: int) -> None:
-    """Run ``n_workers`` worker processes on the study and wait for them."""
-    import multiprocessing
-
-    import torch
-
-    gpus = torch.cuda.device_count() if ctx.device in ("auto", "cuda") else 0
-    mp = multiprocessing.get_context("spawn")
-    procs = []
-    for i in range(n_workers):
-        wctx = dataclasses.replace(ctx, device=f"cuda:{i % gpus}") if gpus > 1 else ctx
-        procs.append(mp.Process(target=_worker, args=(wctx, i, verbose), name=f"tune-worker-{i}"))
-    for proc in procs:
-        proc.start()
-    try:
-        for proc in procs:
-            proc.join()
-    except KeyboardInterrupt:
-        for proc in procs:
-            proc.join(timeout=60)
-        raise
-    failed = [i for i, proc in enumerate(procs) if proc.exitcode != 0]
-    if failed:
-        raise UserError(
-            f"worker(s) {', '.join(map(str, failed))} stopped with an error (see above); "
-            "finished trials are kept, re-run to continue"
-        )
-
-
-def _worker(ctx, index: int, verbose: int) -> None:
-    """Entry point of a spawned worker process."""
-    from vc_toolkit.tune.objective import work
-
-    log.setup(verbose)
-    _quiet_optuna(verbose)
-    fmt = logging.Formatter(f"%(asctime)s [w{index}] [%(name)s] %(message)s", "%H:%M:%S")
-    for handler in logging.getLogger().handlers:
-        handler.setFormatter(fmt)
-    try:
-        work(ctx, index)
-    except UserError as err:
-        print(f"error: worker {index}: {err}", file=sys.stderr)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        sys.exit(130)
 
 
 def _export(args, layout) -> int:
@@ -156,18 +97,11 @@ def _summary(args, layout) -> int:
     return 0
 
 
-def _quiet_optuna(verbose: int) -> None:
-    """Optuna logs through the toolkit's handler; its per-study chatter only with --verbose 2."""
-    import optuna
-
-    optuna.logging.disable_default_handler()
-    optuna.logging.enable_propagation()
-    optuna.logging.set_verbosity(logging.INFO if verbose >= 2 else logging.WARNING)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _quiet_optuna(args.verbose)
+    from vc_toolkit.tune.stage import quiet_optuna
+
+    quiet_optuna(args.verbose)
     actions = {"run": _run, "export": _export, "summary": _summary}
     return common.run(actions[args.command], args)
 

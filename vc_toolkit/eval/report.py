@@ -30,9 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from vc_toolkit.config.resolve import read_yaml
-from vc_toolkit.paths import Layout
+from vc_toolkit.paths import SKIP_EXP, Layout
 
-SKIP_EXP = ("optuna", "report")
 EVAL_PREFERENCE = ("best", "latest")
 
 

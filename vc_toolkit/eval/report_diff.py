@@ -22,11 +22,10 @@ from typing import Any
 from vc_toolkit.config import ConfigError, load_spk, load_tag, to_dict
 from vc_toolkit.config.pin import read_fingerprint
 from vc_toolkit.config.resolve import read_yaml
-from vc_toolkit.data.prepare import SPLITS
 from vc_toolkit.errors import UserError
 from vc_toolkit.eval.report import TagRecord, load_record
 from vc_toolkit.io import read_scp
-from vc_toolkit.paths import Layout
+from vc_toolkit.paths import SPLITS, Layout
 
 SHOWN = 10
 

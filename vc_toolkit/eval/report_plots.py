@@ -1,7 +1,7 @@
 """Report figures: loss curves of several tags, and one utterance through a tag.
 
 * :func:`loss_curves`: per-epoch train (dashed) and dev (solid) losses from
-  ``history.jsonl`` (:func:`vc_toolkit.eval.plots.loss_curves_figure`).
+  ``history.jsonl`` (:func:`vc_toolkit.plots.loss_curves_figure`).
 * :func:`utterance_figure`: source, target and converted log-mels (each in its own
   speaker's scale, denormalised) and their F0 contours in one PNG. The converted
   side comes from stage 3 (``exp/<T>/convert/<C>/<split>/<utt>.npz``) or, for an
@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vc_toolkit.eval import plots
-from vc_toolkit.eval.plots import plt
-from vc_toolkit.train.reporting import read_history
+from vc_toolkit import plots
+from vc_toolkit.paths import checkpoint_label
+from vc_toolkit.plots import plt
+from vc_toolkit.records import read_history
 
 LOSSES = ("post_mel", "pitch", "energy", "duration")
 
@@ -46,7 +47,7 @@ def _f0(lf0: np.ndarray, vuv: np.ndarray | None) -> np.ndarray:
 
 def _converted(layout, tag: str, checkpoint: str, split: str, item: dict, bundle) -> dict:
     """Stage-3 outputs of one utterance, or a fresh conversion when there are none."""
-    path = layout.exp(tag) / "convert" / checkpoint / split / f"{item['utt_id']}.npz"
+    path = layout.convert_dir(tag, checkpoint) / split / f"{item['utt_id']}.npz"
     if path.is_file():
         with np.load(path) as z:
             out = {k: z[k] for k in ("mel", "lf0")}
@@ -84,7 +85,7 @@ def utterance_figure(layout, tag: str, utt: str, checkpoint: str = "best", out: 
             break
     else:
         raise UserError(f"utterance '{utt}' is in no split of spk '{bundle.cfg.spk}'")
-    conv = _converted(layout, tag, Path(bundle.checkpoint).stem, split, item, bundle)
+    conv = _converted(layout, tag, checkpoint_label(bundle.checkpoint), split, item, bundle)
     mels = [
         ("source", denormalize_mel(item["src_mel"], st, side="src")),
         ("target", denormalize_mel(item["tgt_mel"], st, side="tgt")),
@@ -102,7 +103,7 @@ def utterance_figure(layout, tag: str, utt: str, checkpoint: str = "best", out: 
         curves.append(("converted wav, re-analysed", _f0(lf0, vuv)))
     hop_seconds = spk_cfg.feats.mel.hop_length / spk_cfg.sample_rate
     fig = _figure(mels, curves, hop_seconds, f"{tag} / {checkpoint} / {split} / {utt}")
-    out = out or layout.exp(tag) / "plots" / f"{Path(bundle.checkpoint).stem}_{utt}.png"
+    out = out or layout.exp(tag) / "plots" / f"{checkpoint_label(bundle.checkpoint)}_{utt}.png"
     return plots.save(fig, out)
 
 

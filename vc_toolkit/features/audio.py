@@ -36,6 +36,7 @@ class AudioError(ValueError):
     def __init__(self, reason: Literal["unreadable", "empty"], path: str | Path, detail: str):
         self.reason = reason
         self.path = str(path)
+        self.detail = detail
         super().__init__(f"{path}: {detail}")
 
 

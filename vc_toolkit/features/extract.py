@@ -1,8 +1,9 @@
 """Stage-1 features of one parallel pair, and the per-utterance cache files.
 
-For each side: load (mono, resampled to the spk rate) → trim head/tail silence →
-find internal silences (zeroed if ``trim.zero_internal_silence``) → log-mel and
-log energy (one STFT) → WORLD log-F0 and voiced mask on the same frames. Every
+For each side: the audio front-end (:mod:`vc_toolkit.features.frontend`: load,
+mono, resample to the spk rate, trim head/tail silence, zero internal silences
+when ``trim.zero_internal_silence``) → log-mel and log energy (one STFT) →
+WORLD log-F0 and voiced mask on the same frames. Every
 stream of a side is cut to the same ``T``, a multiple of the reduction factor
 ``r`` (the last ``T mod r`` frames are dropped). Durations come from DTW between
 the two mel sequences at ``r`` (:func:`vc_toolkit.features.dtw.align_durations`);
@@ -21,17 +22,19 @@ import os
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from vc_toolkit.config.spk import SpkConfig
-from vc_toolkit.features import dtw, segments, spectral, trim
-from vc_toolkit.features.audio import AudioError, load_audio
+from vc_toolkit.features import dtw, frontend, segments, spectral
+from vc_toolkit.features.frontend import Speech
 from vc_toolkit.features.pitch import extract_lf0
+
+T = TypeVar("T")
 
 BAD_REASONS = ("unreadable", "empty", "silent", "too_short", "unvoiced", "length_ratio")
 STREAMS = ("mel", "lf0", "vuv", "energy")
@@ -51,29 +54,6 @@ class BadPair(Exception):  # noqa: N818 - the name stage 1 reports
         super().__init__(f"{reason}: {detail}")
 
 
-@dataclass
-class _Side:
-    """One side of a pair while it is being processed."""
-
-    key: str
-    path: str
-    x: np.ndarray
-    head: int = 0
-    tail: int = 0
-    silences: list[tuple[int, int]] | None = None
-    mel: np.ndarray | None = None
-    energy: np.ndarray | None = None
-    lf0: np.ndarray | None = None
-    vuv: np.ndarray | None = None
-
-    @property
-    def name(self) -> str:
-        return "source" if self.key == "src" else "target"
-
-    def fail(self, reason: str, what: str) -> BadPair:
-        return BadPair(reason, f"{self.name} {self.path}: {what}")
-
-
 @contextlib.contextmanager
 def _timed(timings: dict | None, key: str) -> Iterator[None]:
     start = time.perf_counter()
@@ -84,38 +64,19 @@ def _timed(timings: dict | None, key: str) -> Iterator[None]:
             timings[key] = timings.get(key, 0.0) + time.perf_counter() - start
 
 
-def _load(key: str, path: str | Path, sr: int) -> _Side:
+def _side(key: str) -> str:
+    return "source" if key == "src" else "target"
+
+
+def _checked(key: str, fn: Callable[..., T], *args) -> T:
+    """``fn(*args)``; an unusable side becomes a :class:`BadPair` naming the side."""
     try:
-        return _Side(key, str(path), load_audio(path, sr))
-    except AudioError as err:
-        raise BadPair(err.reason, f"{'source' if key == 'src' else 'target'} {err}") from None
+        return fn(*args)
+    except frontend.UnusableAudioError as err:
+        raise BadPair(err.reason, f"{_side(key)} {err}") from None
 
 
-def _trim(side: _Side, cfg: SpkConfig) -> None:
-    sr = cfg.sample_rate
-    y, side.head, side.tail = trim.trim_silence(side.x, sr, cfg.trim)
-    if len(y) == 0:
-        raise side.fail("silent", "nothing left after trimming silence")
-    seconds = len(y) / sr
-    if seconds < cfg.filters.min_seconds:
-        raise side.fail(
-            "too_short",
-            f"{seconds:.2f} s after trimming < filters.min_seconds ({cfg.filters.min_seconds} s)",
-        )
-    side.silences = trim.internal_silences(y, sr, cfg.trim)
-    side.x = trim.zero_internal_silences(y, side.silences) if cfg.trim.zero_internal_silence else y
-
-
-def _frames(side: _Side, cfg: SpkConfig) -> int:
-    """Frame count of a side: the STFT count, rounded down to a multiple of r."""
-    r = cfg.reduction_factor
-    t = spectral.num_frames(len(side.x), cfg.feats.mel.hop_length) // r * r
-    if t == 0:
-        raise side.fail("too_short", f"fewer than reduction_factor ({r}) frames")
-    return t
-
-
-def _check_ratio(src: _Side, tgt: _Side, ts: int, tt: int, limit: float) -> None:
+def _check_ratio(src: Speech, tgt: Speech, ts: int, tt: int, limit: float) -> None:
     ratio = max(ts / tt, tt / ts)
     if ratio > limit:
         raise BadPair(
@@ -125,15 +86,25 @@ def _check_ratio(src: _Side, tgt: _Side, ts: int, tt: int, limit: float) -> None
         )
 
 
-def _voiced(side: _Side, cfg: SpkConfig) -> float:
-    fraction = float(side.vuv.mean())
-    if fraction < cfg.filters.min_voiced_fraction:
-        raise side.fail(
-            "unvoiced",
-            f"voiced on {fraction:.1%} of frames < filters.min_voiced_fraction "
-            f"({cfg.filters.min_voiced_fraction:.1%})",
-        )
-    return fraction
+def mel_energy(speech: Speech, cfg: SpkConfig, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Log-mel (T, n_mels) and log energy (T,) of ``speech`` from one STFT, cut to ``n_frames``."""
+    mel, energy = spectral.log_mel_energy(speech.samples, cfg.sample_rate, cfg.feats.mel)
+    return mel[:n_frames], energy[:n_frames]
+
+
+def lf0_vuv(speech: Speech, cfg: SpkConfig, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """WORLD log-F0 and voiced mask (T,) of ``speech`` on the mel frames, cut to ``n_frames``."""
+    hop = cfg.feats.mel.hop_length
+    n = spectral.num_frames(len(speech.samples), hop)
+    lf0, vuv = extract_lf0(speech.samples, cfg.sample_rate, hop, cfg.feats.pitch, n)
+    return lf0[:n_frames], vuv[:n_frames]
+
+
+def speech_segments(speech: Speech, cfg: SpkConfig) -> segments.Segmentation:
+    """Sentence segments of ``speech``: cut at its internal silences when ``sentence_duration``."""
+    if cfg.sentence_duration:
+        return segments.Segmentation.from_silences(len(speech.samples), speech.silences)
+    return segments.Segmentation.whole(len(speech.samples))
 
 
 def extract_pair(
@@ -170,43 +141,43 @@ def extract_pair(
 def _extract_pair(
     src_path: str | Path, tgt_path: str | Path, cfg: SpkConfig, timings: dict | None
 ) -> dict:
-    sr, r, mel_cfg = cfg.sample_rate, cfg.reduction_factor, cfg.feats.mel
+    r, keys = cfg.reduction_factor, ("src", "tgt")
+    paths = dict(zip(keys, (src_path, tgt_path), strict=True))
+    raw, speech, item = {}, {}, {}
     with _timed(timings, "load"):
-        src, tgt = _load("src", src_path, sr), _load("tgt", tgt_path, sr)
+        for key in keys:
+            raw[key] = _checked(key, frontend.read, paths[key], cfg.sample_rate)
     with _timed(timings, "trim"):
-        for side in (src, tgt):
-            _trim(side, cfg)
-    ts, tt = _frames(src, cfg), _frames(tgt, cfg)
+        for key in keys:
+            speech[key] = frontend.front_end(raw[key], cfg.sample_rate, cfg.trim, paths[key])
+            _checked(key, frontend.check_speech, speech[key], cfg)
+    frames = {k: _checked(k, frontend.num_frames, speech[k], cfg) for k in keys}
+    src, tgt = speech["src"], speech["tgt"]
+    ts, tt = frames["src"], frames["tgt"]
     _check_ratio(src, tgt, ts, tt, cfg.filters.max_length_ratio)
     with _timed(timings, "mel"):
-        for side, t in ((src, ts), (tgt, tt)):
-            mel, energy = spectral.log_mel_energy(side.x, sr, mel_cfg)
-            side.mel, side.energy = mel[:t], energy[:t]
+        for key in keys:
+            item[f"{key}_mel"], item[f"{key}_energy"] = mel_energy(speech[key], cfg, frames[key])
     with _timed(timings, "f0"):
-        for side, t in ((src, ts), (tgt, tt)):
-            n = spectral.num_frames(len(side.x), mel_cfg.hop_length)
-            lf0, vuv = extract_lf0(side.x, sr, mel_cfg.hop_length, cfg.feats.pitch, n)
-            side.lf0, side.vuv = lf0[:t], vuv[:t]
-    voiced = {side.key: _voiced(side, cfg) for side in (src, tgt)}
+        for key in keys:
+            item[f"{key}_lf0"], item[f"{key}_vuv"] = lf0_vuv(speech[key], cfg, frames[key])
+    voiced = {k: _checked(k, frontend.check_voiced, item[f"{k}_vuv"], cfg, paths[k]) for k in keys}
     with _timed(timings, "dtw"):
-        duration, cost = dtw.align_durations(src.mel, tgt.mel, r)
+        duration, cost = dtw.align_durations(item["src_mel"], item["tgt_mel"], r)
     with _timed(timings, "segments"):
-        if cfg.sentence_duration:
-            cuts = [segments.Segmentation.from_silences(len(s.x), s.silences) for s in (src, tgt)]
-        else:
-            cuts = [segments.Segmentation.whole(len(s.x)) for s in (src, tgt)]
+        cuts = [speech_segments(speech[k], cfg) for k in keys]
         src_seg, tgt_seg, fallback = segments.pair_segments(
-            *cuts, ts // r, tt // r, mel_cfg.hop_length, r
+            *cuts, ts // r, tt // r, cfg.feats.mel.hop_length, r
         )
-    item = {f"{s.key}_{k}": getattr(s, k) for s in (src, tgt) for k in STREAMS}
+    item = {f"{k}_{s}": item[f"{k}_{s}"] for k in keys for s in STREAMS}
     item.update(
         duration=duration.astype(np.int32),
         src_seg=src_seg,
         tgt_seg=tgt_seg,
-        src_seconds=len(src.x) / sr,
-        tgt_seconds=len(tgt.x) / sr,
-        src_trimmed_seconds=(src.head + src.tail) / sr,
-        tgt_trimmed_seconds=(tgt.head + tgt.tail) / sr,
+        src_seconds=src.seconds,
+        tgt_seconds=tgt.seconds,
+        src_trimmed_seconds=src.trimmed_seconds,
+        tgt_trimmed_seconds=tgt.trimmed_seconds,
         dtw_cost=float(cost),
         seg_fallback=int(fallback),
         src_voiced_fraction=voiced["src"],

@@ -21,7 +21,6 @@ log energy, ``duration`` (Ls,) reduced target frames per reduced source frame, s
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,18 +29,18 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-from tqdm import tqdm
 
 from vc_toolkit import log
 from vc_toolkit.config import ConfigError, SpkConfig, build, to_dict
-from vc_toolkit.config.resolve import deep_merge, diff_configs
+from vc_toolkit.config.resolve import deep_merge
 from vc_toolkit.config.tag import Infer
 from vc_toolkit.features.stats import denormalize_energy, denormalize_lf0, denormalize_mel
-from vc_toolkit.infer.pack import Bundle, load_tag_bundle
-from vc_toolkit.infer.vocoder import Vocoder, build_vocoder
-from vc_toolkit.io import atomic_open, atomic_write_text
+from vc_toolkit.infer.pack import Bundle
+from vc_toolkit.io import atomic_open
 from vc_toolkit.models import build_model
 from vc_toolkit.paths import Layout
+from vc_toolkit.vocoder import VOCODERS, Vocoder, build_vocoder
+from vc_toolkit.vocoder.base import resolve_files
 
 logger = log.get("convert")
 PEAK = 0.99
@@ -54,7 +53,6 @@ OVERRIDES = {
     "vocoder_checkpoint": ("vocoder", "checkpoint"),
     "vocoder_config": ("vocoder", "config"),
 }
-SPLITS = ("dev", "eval")
 
 
 def resolve_infer(
@@ -90,12 +88,11 @@ def resolve_infer(
         if getattr(infer, name) <= 0:
             raise ConfigError(f"--{name} must be > 0, got {getattr(infer, name)}")
     voc = infer.vocoder
-    if voc.type == "hifigan":
-        if not voc.checkpoint:
-            raise ConfigError("--vocoder hifigan needs --vocoder_checkpoint (a generator file)")
-        if layout is not None:
-            voc.checkpoint = str(layout.resolve(voc.checkpoint))
-            voc.config = str(layout.resolve(voc.config)) if voc.config else None
+    for key, what in VOCODERS.get(voc.type).required.items():
+        if not getattr(voc, key):
+            raise ConfigError(f"--vocoder {voc.type} needs --vocoder_{key} ({what})")
+    if layout is not None:
+        resolve_files(voc, layout.resolve)
     return infer
 
 
@@ -313,98 +310,3 @@ def batches(items: list, lengths: list[int], size: int) -> list[list]:
     """
     order = sorted(range(len(items)), key=lambda i: -lengths[i])
     return [[items[i] for i in order[k : k + size]] for k in range(0, len(order), size)]
-
-
-# ---- stage 3 over the dev/eval splits of a tag ------------------------------------------------
-
-
-def _settings(bundle: Bundle, infer: Infer) -> dict:
-    data = to_dict(infer)
-    data.pop("batch_size")
-    return {**bundle.identity(), "infer": data}
-
-
-def _done(out_dir: Path, utt: str) -> bool:
-    return (out_dir / f"{utt}.wav").is_file() and (out_dir / f"{utt}.npz").is_file()
-
-
-def convert_dir(layout: Layout, tag: str, checkpoint: str) -> Path:
-    """``exp/<tag>/convert/<checkpoint>``."""
-    return layout.exp(tag) / "convert" / Path(checkpoint).stem
-
-
-def convert_tag(
-    layout: Layout,
-    tag: str,
-    checkpoint: str = "best",
-    overrides: dict | None = None,
-    device: str = "auto",
-    force: bool = False,
-    splits: tuple[str, ...] = SPLITS,
-    progress: bool = True,
-) -> dict:
-    """Stage 3: convert the dev and eval utterances of ``tag``'s spk.
-
-    Sources are the normalised features in ``dump/<SPK>/<split>``; outputs go to
-    ``exp/<tag>/convert/<checkpoint>/<split>/<utt>.{wav,npz}``, with ``settings.json``
-    (weights identity + inference controls) and ``rtf.json``. Finished utterances
-    are skipped unless ``force``; when the checkpoint or the controls differ from
-    those of the existing outputs, everything is converted again.
-
-    Returns:
-        The RTF record (also in ``rtf.json``), with ``converted`` and ``skipped`` counts.
-    """
-    from vc_toolkit.data.dump import DumpSplit
-    from vc_toolkit.train.setup import pick_device
-
-    bundle = load_tag_bundle(layout, tag, checkpoint)
-    infer = resolve_infer(bundle.cfg.infer, overrides, layout)
-    root = convert_dir(layout, tag, bundle.checkpoint)
-    settings = _settings(bundle, infer)
-    previous = _read_json(root / "settings.json")
-    if previous is not None and previous != settings and not force:
-        changes = diff_configs(previous, settings)
-        logger.warning("%s was made with other settings; converting again:", root)
-        for line in changes:
-            logger.warning("    %s", line)
-        force = True
-    data = {s: DumpSplit(layout.dump(bundle.cfg.spk) / s) for s in splits}
-    todo = {
-        s: [i for i, u in enumerate(ds.utt_ids) if force or not _done(root / s, u)]
-        for s, ds in data.items()
-    }
-    total = sum(len(ds) for ds in data.values())
-    pending = sum(len(v) for v in todo.values())
-    if pending == 0:
-        logger.info("%s: all %d utterances converted; nothing to do (--force redoes)", root, total)
-        return {**(_read_json(root / "rtf.json") or {}), "converted": 0, "skipped": total}
-    atomic_write_text(root / "settings.json", json.dumps(settings, indent=2) + "\n")
-    dev = pick_device(device)
-    conv = Converter(bundle, infer, dev)
-    logger.info(
-        "tag %s, checkpoint %s (epoch %s): converting %d of %d utterances on %s, vocoder %s",
-        tag, bundle.checkpoint, bundle.epoch, pending, total, dev, infer.vocoder.type,
-    )  # fmt: skip
-    bar = tqdm(total=pending, desc="stage 3: converting", unit="utt", disable=not progress)
-    for split, ds in data.items():
-        lengths = [int(ds.src_frames[i]) for i in todo[split]]
-        for idx in batches(todo[split], lengths, infer.batch_size):
-            items = [ds[i] for i in idx]
-            for item, res in zip(items, conv(items), strict=True):
-                write_outputs(root / split, item["utt_id"], res, bundle.spk_cfg)
-            bar.update(len(idx))
-    bar.close()
-    record = {
-        **conv.rtf.as_dict(),
-        "device": str(dev),
-        "threads": torch.get_num_threads(),
-        "vocoder": infer.vocoder.type,
-        "batch_size": infer.batch_size,
-    }
-    atomic_write_text(root / "rtf.json", json.dumps(record, indent=2) + "\n")
-    logger.info("outputs: %s/{%s}/<utt>.{wav,npz}, rtf.json", root, ",".join(splits))
-    return {**record, "converted": pending, "skipped": total - pending}
-
-
-def _read_json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.is_file() else None

@@ -17,7 +17,6 @@ A *pack* is a directory that converts speech with nothing else of the recipe
 
 from __future__ import annotations
 
-import difflib
 import os
 import shutil
 import tempfile
@@ -27,22 +26,21 @@ from pathlib import Path
 import yaml
 
 from vc_toolkit import __version__, log
+from vc_toolkit import checkpoint as ckpt
 from vc_toolkit.config import SpkConfig, TagConfig, build, to_dict
 from vc_toolkit.config.pin import read_fingerprint
-from vc_toolkit.config.resolve import available as available_configs
 from vc_toolkit.config.resolve import dump_yaml, read_yaml
 from vc_toolkit.config.tag import Vocoder
 from vc_toolkit.errors import UserError
 from vc_toolkit.features.stats import load_stats, save_stats
-from vc_toolkit.infer.hifigan import find_config
 from vc_toolkit.io import atomic_write_text
 from vc_toolkit.paths import Layout
-from vc_toolkit.train import checkpoint as ckpt
-from vc_toolkit.train.reporting import code_version
+from vc_toolkit.records import code_version, load_tag_config, not_trained
+from vc_toolkit.vocoder import VOCODERS
+from vc_toolkit.vocoder.base import resolve_files
 
 logger = log.get("pack")
 PACK_FILES = ("config.yaml", "spk.yaml", "stats.npz", "model.pt", "vocoder.yaml")
-SKIP_EXP = ("optuna", "report")
 
 
 @dataclass
@@ -79,48 +77,6 @@ class Bundle:
         return {k: getattr(self, k) for k in keys}
 
 
-def trained_tags(layout: Layout) -> list[str]:
-    """Tags under ``exp/`` that have a frozen config (``exp/optuna``, ``exp/report`` skipped)."""
-    exp = layout.root / "exp"
-    if not exp.is_dir():
-        return []
-    return sorted(
-        p.name for p in exp.iterdir() if p.name not in SKIP_EXP and (p / "config.yaml").is_file()
-    )
-
-
-def _unknown_tag(layout: Layout, tag: str) -> UserError:
-    trained = trained_tags(layout)
-    configured = available_configs(layout, "tag")
-    close = difflib.get_close_matches(tag, trained + configured, n=1, cutoff=0.5)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
-    return UserError(
-        f"unknown tag '{tag}'{hint}: no exp/{tag}/ and no conf/tag/{tag}.yaml; trained tags: "
-        f"{', '.join(trained) or 'none'}; configured: {', '.join(configured) or 'none'}"
-    )
-
-
-def _not_trained(tag: str) -> UserError:
-    return UserError(
-        f"tag '{tag}' has not been trained (no checkpoint in exp/{tag}/checkpoints); "
-        f"train it first: ./run.sh --stage 2 --stop_stage 2 --tag {tag}"
-    )
-
-
-def load_tag_config(layout: Layout, tag: str) -> TagConfig:
-    """The frozen resolved config ``exp/<tag>/config.yaml`` of a tag that has started training.
-
-    Raises:
-        UserError: unknown tag (lists the tags that exist) or untrained tag (gives the command).
-    """
-    path = layout.exp(tag) / "config.yaml"
-    if not path.is_file():
-        if layout.tag_conf(tag).is_file():
-            raise _not_trained(tag)
-        raise _unknown_tag(layout, tag)
-    return build(TagConfig, read_yaml(path), where=str(path))
-
-
 def load_tag_bundle(layout: Layout, tag: str, checkpoint: str = "best") -> Bundle:
     """The :class:`Bundle` of a trained tag.
 
@@ -130,10 +86,9 @@ def load_tag_bundle(layout: Layout, tag: str, checkpoint: str = "best") -> Bundl
             features of its spk.
     """
     cfg = load_tag_config(layout, tag)
-    exp = layout.exp(tag)
-    folder = exp / "checkpoints"
+    folder = layout.checkpoints(tag)
     if not ckpt.available(folder):
-        raise _not_trained(tag)
+        raise not_trained(tag)
     path = ckpt.resolve(folder, checkpoint)
     state = ckpt.load(path)
     dump = layout.dump(cfg.spk)
@@ -161,16 +116,6 @@ def load_tag_bundle(layout: Layout, tag: str, checkpoint: str = "best") -> Bundl
         spk_fingerprint=recorded,
         origin=str(path),
     )
-
-
-def _vocoder_files(voc: Vocoder) -> list[Path]:
-    """Files a hifigan vocoder needs: generator, config, and its feature statistics if any."""
-    checkpoint = Path(voc.checkpoint)
-    if not checkpoint.is_file():
-        raise UserError(f"HiFi-GAN checkpoint {checkpoint} does not exist; fix infer.vocoder")
-    config = Path(voc.config) if voc.config else find_config(checkpoint)
-    extra = [checkpoint.parent / n for n in ("stats.npy", "stats.h5")]
-    return [checkpoint, config, *[p for p in extra if p.is_file()]]
 
 
 def _readme(bundle: Bundle, name: str, voc: dict) -> str:
@@ -232,16 +177,16 @@ def write_pack(bundle: Bundle, out: Path, copy_vocoder: bool = True) -> Path:
         save_stats(tmp / "stats.npz", bundle.stats)
         state = {"model": bundle.weights, **bundle.identity(), "code": code_version()}
         ckpt.save(tmp / "model.pt", state)
-        voc = to_dict(bundle.cfg.infer.vocoder)
-        if voc["type"] == "hifigan":
-            files = _vocoder_files(bundle.cfg.infer.vocoder)
+        voc_cfg = bundle.cfg.infer.vocoder
+        voc = to_dict(voc_cfg)
+        files = VOCODERS.get(voc_cfg.type).pack_files(voc_cfg)
+        if files and copy_vocoder:
+            (tmp / "vocoder").mkdir()
+        for key, f in files:
             if copy_vocoder:
-                (tmp / "vocoder").mkdir()
-                for f in files:
-                    shutil.copy2(f, tmp / "vocoder" / f.name)
-                voc["checkpoint"], voc["config"] = (f"vocoder/{f.name}" for f in files[:2])
-            else:
-                voc["checkpoint"], voc["config"] = (str(f.resolve()) for f in files[:2])
+                shutil.copy2(f, tmp / "vocoder" / f.name)
+            if key is not None:
+                voc[key] = f"vocoder/{f.name}" if copy_vocoder else str(f.resolve())
         text = yaml.safe_dump(voc, sort_keys=False)
         note = "# vocoder of this pack; relative paths are inside the pack\n"
         atomic_write_text(tmp / "vocoder.yaml", note + text)
@@ -262,12 +207,8 @@ def write_pack(bundle: Bundle, out: Path, copy_vocoder: bool = True) -> Path:
 def pack_tag(layout: Layout, tag: str, checkpoint: str = "best", copy_vocoder: bool = True) -> Path:
     """Pack checkpoint ``checkpoint`` of ``tag`` into ``exp/<tag>/pack/<checkpoint>/``."""
     bundle = load_tag_bundle(layout, tag, checkpoint)
-    voc = bundle.cfg.infer.vocoder
-    if voc.type == "hifigan" and voc.checkpoint:
-        voc.checkpoint = str(layout.resolve(voc.checkpoint))
-        voc.config = str(layout.resolve(voc.config)) if voc.config else None
-    name = Path(bundle.checkpoint).stem
-    return write_pack(bundle, layout.exp(tag) / "pack" / name, copy_vocoder)
+    resolve_files(bundle.cfg.infer.vocoder, layout.resolve)
+    return write_pack(bundle, layout.pack_dir(tag, bundle.checkpoint), copy_vocoder)
 
 
 def load_pack(folder: str | Path) -> Bundle:
@@ -288,10 +229,7 @@ def load_pack(folder: str | Path) -> Bundle:
     cfg = build(TagConfig, read_yaml(folder / "config.yaml"), where=str(folder / "config.yaml"))
     spk_cfg = build(SpkConfig, read_yaml(folder / "spk.yaml"), where=str(folder / "spk.yaml"))
     voc = build(Vocoder, read_yaml(folder / "vocoder.yaml"), where=str(folder / "vocoder.yaml"))
-    for key in ("checkpoint", "config"):
-        value = getattr(voc, key)
-        if value and not Path(value).is_absolute():
-            setattr(voc, key, str(folder / value))
+    resolve_files(voc, lambda value: Path(value) if Path(value).is_absolute() else folder / value)
     cfg.infer.vocoder = voc
     state = ckpt.load(folder / "model.pt")
     return Bundle(

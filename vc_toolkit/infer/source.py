@@ -4,9 +4,9 @@ Standalone conversion (``vc-convert --input``) has no corpus and no target: it
 runs the source half of stage 1 (:mod:`vc_toolkit.features.extract`) with the
 spk's settings:
 
-1. load, mono, resample to ``sample_rate`` (:func:`~vc_toolkit.features.audio.load_audio`);
-2. cut head/tail silence (:func:`~vc_toolkit.features.trim.trim_silence`), find the
-   internal silences and zero them when ``trim.zero_internal_silence``;
+1-2. the audio front-end (:func:`~vc_toolkit.features.frontend.load_speech`): load,
+   mono, resample to ``sample_rate``, cut head/tail silence, find the internal
+   silences and zero them when ``trim.zero_internal_silence``;
 3. log-mel and log energy from one STFT, WORLD log-F0 and voiced mask on the same
    frames, all cut to ``T``, a multiple of the reduction factor ``r``;
 4. segments: cut at the internal silences when ``sentence_duration`` (else one
@@ -42,33 +42,16 @@ from tqdm import tqdm
 
 from vc_toolkit.config.spk import SpkConfig
 from vc_toolkit.errors import UserError
-from vc_toolkit.features import segments, spectral, stats, trim
-from vc_toolkit.features.audio import AudioError, load_audio
-from vc_toolkit.features.pitch import extract_lf0
+from vc_toolkit.features import extract, frontend, segments, stats
+from vc_toolkit.features.frontend import REASONS, Speech, UnusableAudioError
 from vc_toolkit.infer.convert import Converter, batches, write_outputs
 
-REASONS = ("unreadable", "empty", "silent", "too_short", "unvoiced")
+__all__ = ["REASONS", "UnusableAudioError", "convert_files", "find_inputs", "source_features"]
 
 
-class UnusableAudioError(UserError):
-    """An input file that gives no usable source features.
-
-    Attributes:
-        reason (str): one of :data:`REASONS`.
-        path (str): the file.
-    """
-
-    def __init__(self, reason: str, path: str | Path, detail: str):
-        self.reason = reason
-        self.path = str(path)
-        super().__init__(f"{path}: {detail}")
-
-
-def _segments(silences: list[tuple[int, int]], n_samples: int, n_reduced: int, cfg: SpkConfig):
-    if cfg.sentence_duration:
-        seg = segments.Segmentation.from_silences(n_samples, silences)
-    else:
-        seg = segments.Segmentation.whole(n_samples)
+def _segments(speech: Speech, n_reduced: int, cfg: SpkConfig) -> np.ndarray:
+    """Reduced-frame counts of the sentence segments, summing to ``n_reduced``."""
+    seg = extract.speech_segments(speech, cfg)
     seg = seg.merge_to(min(seg.n_segments, n_reduced))
     return segments.reduced_counts(seg, n_reduced, cfg.feats.mel.hop_length, cfg.reduction_factor)
 
@@ -89,50 +72,19 @@ def raw_source_features(path: str | Path, cfg: SpkConfig) -> dict:
         UnusableAudioError: unreadable, empty, silent after trimming, too short or unvoiced.
     """
     with threadpool_limits(1, user_api="blas"):
-        return _raw(path, cfg)
-
-
-def _raw(path: str | Path, cfg: SpkConfig) -> dict:
-    sr, r, mel_cfg = cfg.sample_rate, cfg.reduction_factor, cfg.feats.mel
-    try:
-        x = load_audio(path, sr)
-    except AudioError as err:
-        raise UnusableAudioError(err.reason, path, str(err).split(": ", 1)[-1]) from None
-    y, _, _ = trim.trim_silence(x, sr, cfg.trim)
-    if len(y) == 0:
-        raise UnusableAudioError("silent", path, "nothing left after trimming silence")
-    seconds = len(y) / sr
-    if seconds < cfg.filters.min_seconds:
-        raise UnusableAudioError(
-            "too_short",
-            path,
-            f"{seconds:.2f} s after trimming < filters.min_seconds ({cfg.filters.min_seconds} s)",
-        )
-    silences = trim.internal_silences(y, sr, cfg.trim)
-    if cfg.trim.zero_internal_silence:
-        y = trim.zero_internal_silences(y, silences)
-    n = spectral.num_frames(len(y), mel_cfg.hop_length)
-    t = n // r * r
-    if t == 0:
-        raise UnusableAudioError("too_short", path, f"fewer than reduction_factor ({r}) frames")
-    mel, energy = spectral.log_mel_energy(y, sr, mel_cfg)
-    lf0, vuv = extract_lf0(y, sr, mel_cfg.hop_length, cfg.feats.pitch, n)
-    voiced = float(vuv[:t].mean())
-    if voiced < cfg.filters.min_voiced_fraction:
-        raise UnusableAudioError(
-            "unvoiced",
-            path,
-            f"voiced on {voiced:.1%} of frames < filters.min_voiced_fraction "
-            f"({cfg.filters.min_voiced_fraction:.1%})",
-        )
+        speech = frontend.load_speech(path, cfg)
+        t = frontend.num_frames(speech, cfg)
+        mel, energy = extract.mel_energy(speech, cfg, t)
+        lf0, vuv = extract.lf0_vuv(speech, cfg, t)
+        frontend.check_voiced(vuv, cfg, path)
     return {
-        "src_mel": mel[:t],
-        "src_lf0": lf0[:t],
-        "src_vuv": vuv[:t],
-        "src_energy": energy[:t],
-        "src_seg": _segments(silences, len(y), t // r, cfg).astype(np.int32),
-        "seconds": seconds,
-        "input_seconds": len(x) / sr,
+        "src_mel": mel,
+        "src_lf0": lf0,
+        "src_vuv": vuv,
+        "src_energy": energy,
+        "src_seg": _segments(speech, t // cfg.reduction_factor, cfg).astype(np.int32),
+        "seconds": speech.seconds,
+        "input_seconds": speech.input_seconds,
     }
 
 

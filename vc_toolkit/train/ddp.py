@@ -61,9 +61,16 @@ def shutdown(world: World) -> None:
 
 
 def torchrun_command(
-    nproc: int, nnodes: int, node_rank: int, master_addr: str, master_port: int, argv: list[str]
+    module: str,
+    nproc: int,
+    nnodes: int,
+    node_rank: int,
+    master_addr: str,
+    master_port: int,
+    argv: list[str],
 ) -> list[str]:
-    """The command that runs ``vc-train argv`` under torchrun."""
+    """The command that runs ``python -m <module> argv`` (the caller's entry point) under
+    torchrun, ``nproc`` processes on each of ``nnodes`` machines."""
     return [
         sys.executable,
         "-m",
@@ -74,6 +81,6 @@ def torchrun_command(
         f"--master_addr={master_addr}",
         f"--master_port={master_port}",
         "-m",
-        "vc_toolkit.bin.train",
+        module,
         *argv,
     ]

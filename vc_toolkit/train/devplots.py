@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from vc_toolkit import plots
 from vc_toolkit.data.batch import collate
-from vc_toolkit.eval import plots
 from vc_toolkit.features.stats import denormalize_lf0, denormalize_mel
 from vc_toolkit.train.reporting import RunLog
 from vc_toolkit.train.setup import Experiment
@@ -20,7 +20,7 @@ def _f0(lf0: np.ndarray, vuv: np.ndarray | None, stats: dict) -> np.ndarray:
 @torch.no_grad()
 def log_dev_examples(exp: Experiment, runlog: RunLog, step: int) -> None:
     """Draw the first ``train.dev_images`` dev utterances (target vs prediction)."""
-    from vc_toolkit.infer.vocoder import build_vocoder
+    from vc_toolkit.vocoder import build_vocoder
 
     n = min(exp.cfg.train.dev_images, len(exp.dev_set))
     if n == 0:

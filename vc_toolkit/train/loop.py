@@ -17,11 +17,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vc_toolkit import log
+from vc_toolkit import checkpoint, log
 from vc_toolkit.data.batch import Batch
 from vc_toolkit.errors import UserError
-from vc_toolkit.train import checkpoint
-from vc_toolkit.train.reporting import RunLog, code_version
+from vc_toolkit.paths import checkpoints_dir
+from vc_toolkit.records import code_version
+from vc_toolkit.train.reporting import RunLog
 from vc_toolkit.train.setup import Experiment
 
 logger = log.get("train")
@@ -116,7 +117,7 @@ class Trainer:
     def _save(self, names: list[str]) -> None:
         if not self.save_checkpoints or not names:
             return
-        folder = self.exp.exp_dir / "checkpoints"
+        folder = checkpoints_dir(self.exp.exp_dir)
         state = self._state()
         for name in names:
             checkpoint.save(folder / f"{name}.pt", state)

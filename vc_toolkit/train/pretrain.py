@@ -17,13 +17,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from vc_toolkit import log
+from vc_toolkit import checkpoint, log
 from vc_toolkit.config import TagConfig, load_tag
 from vc_toolkit.config.pin import read_fingerprint
 from vc_toolkit.config.resolve import flatten, read_yaml
 from vc_toolkit.errors import UserError
 from vc_toolkit.paths import Layout
-from vc_toolkit.train import checkpoint
 
 logger = log.get("pretrain")
 #: spk keys that must agree for weights to transfer
@@ -62,7 +61,7 @@ def chain(tag: str, layout: Layout) -> list[str]:
 
 
 def is_trained(tag: str, layout: Layout, name: str) -> bool:
-    folder = layout.exp(tag) / "checkpoints"
+    folder = layout.checkpoints(tag)
     try:
         checkpoint.resolve(folder, name)
     except checkpoint.CheckpointError:

@@ -13,44 +13,12 @@ from __future__ import annotations
 
 import json
 import logging
-import platform
-import subprocess
 from pathlib import Path
 
 import torch
 
-from vc_toolkit import __version__
 from vc_toolkit.io import atomic_write_text
-
-
-def code_version() -> dict:
-    """Package version and, when run from a git checkout, its commit (``+dirty`` if modified)."""
-    here = Path(__file__).resolve().parent
-    info = {
-        "vc_toolkit": __version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-    }
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout.strip()
-        if commit:
-            info["commit"] = commit + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return info
+from vc_toolkit.records import read_history
 
 
 class RunLog:
@@ -117,11 +85,3 @@ class RunLog:
         if self._handler is not None:
             logging.getLogger().removeHandler(self._handler)
             self._handler.close()
-
-
-def read_history(exp_dir: Path) -> list[dict]:
-    """Rows of ``history.jsonl`` (empty when missing)."""
-    path = exp_dir / "history.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -19,32 +19,23 @@ import numpy as np
 import torch
 from torch import nn
 
-from vc_toolkit import log
+from vc_toolkit import checkpoint, log
 from vc_toolkit.config import SpkConfig, TagConfig, load_spk, load_tag
 from vc_toolkit.config.pin import check_frozen, freeze, read_fingerprint
 from vc_toolkit.data.batch import collate
 from vc_toolkit.data.dump import DumpSplit
+from vc_toolkit.device import pick_device
 from vc_toolkit.errors import UserError
 from vc_toolkit.features.stats import load_stats
 from vc_toolkit.models import build_model
 from vc_toolkit.models.loss import VCLoss
-from vc_toolkit.paths import Layout
-from vc_toolkit.train import checkpoint, pretrain
+from vc_toolkit.paths import Layout, checkpoints_dir
+from vc_toolkit.train import pretrain
 from vc_toolkit.train.ddp import World
 from vc_toolkit.train.sampler import GroupedBatchSampler
 from vc_toolkit.train.scheduler import LRSchedule
 
 logger = log.get("setup")
-
-
-def pick_device(name: str) -> torch.device:
-    """``auto`` → CUDA when present, else CPU; otherwise the named device."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {name} asked for CUDA, but torch sees no GPU; use --device cpu")
-    return device
 
 
 def seed_everything(seed: int) -> None:
@@ -257,7 +248,7 @@ def setup(
 
 
 def _restore(exp: Experiment, resume_from: str | None) -> None:
-    folder = exp.exp_dir / "checkpoints"
+    folder = checkpoints_dir(exp.exp_dir)
     found = checkpoint.load_for_resume(folder, resume_from or "latest")
     if found is not None:
         state, path = found
@@ -294,7 +285,7 @@ def _load_pretrain(exp: Experiment) -> None:
     layout = exp.layout
     parent_cfg = load_tag(pcfg.tag, layout.root)
     pretrain.check_compatible(exp.cfg.spk, parent_cfg.spk, layout)
-    folder = layout.exp(pcfg.tag) / "checkpoints"
+    folder = layout.checkpoints(pcfg.tag)
     try:
         path = checkpoint.resolve(folder, pcfg.checkpoint)
     except checkpoint.CheckpointError as err:

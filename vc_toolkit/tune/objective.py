@@ -46,8 +46,8 @@ from vc_toolkit.config.core import ConfigError, build, to_dict
 from vc_toolkit.config.resolve import dump_yaml
 from vc_toolkit.config.tag import TagConfig
 from vc_toolkit.io import atomic_write_text
+from vc_toolkit.lock import pid_alive
 from vc_toolkit.paths import Layout
-from vc_toolkit.train.lock import _alive as pid_alive
 from vc_toolkit.train.loop import Trainer, TrainingDivergedError
 from vc_toolkit.train.setup import ensure_features, setup
 from vc_toolkit.tune.study import (

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from vc_toolkit.config.spk import SpkConfig
-from vc_toolkit.data.corpora import demo, jsut_jsss, jvs, parallel
-from vc_toolkit.data.corpora.base import CorpusError, Pair, Prepared
 from vc_toolkit.paths import Layout
+from vc_toolkit.prepare.corpora import demo, jsut_jsss, jvs, parallel
+from vc_toolkit.prepare.corpora.base import CorpusError, Pair, Prepared
 
 RECIPES: dict[str, Callable[[SpkConfig, Layout, int], Prepared]] = {
     "demo": demo.prepare,

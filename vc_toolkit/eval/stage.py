@@ -6,7 +6,8 @@ For every dev and eval utterance of the tag's spk (the pairs kept at stage 1):
   (already trimmed speech, not trimmed again);
 * **target**: the original target recording of the same sentence
   (``data/<SPK>/<split>/tgt.scp``) loaded at the spk's sample rate and trimmed
-  with the spk's trimming (:func:`load_reference`: head/tail silence cut and,
+  with the spk's trimming (the audio front-end,
+  :func:`~vc_toolkit.features.frontend.load_speech`: head/tail silence cut and,
   with ``trim.zero_internal_silence``, internal pauses zeroed), i.e. the speech
   the model was trained to produce;
 * **source floor**: the original source recording (``src.scp``), trimmed the same
@@ -40,51 +41,31 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import multiprocessing as mp
-import os
 from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
-from tqdm import tqdm
 
 from vc_toolkit import log
-from vc_toolkit.config import SpkConfig, TagConfig, build, to_dict
+from vc_toolkit.config import SpkConfig, TagConfig, to_dict
 from vc_toolkit.config.pin import read_fingerprint
-from vc_toolkit.config.resolve import read_yaml
 from vc_toolkit.config.tag import Eval
 from vc_toolkit.data.dump import MANIFEST
 from vc_toolkit.errors import UserError
 from vc_toolkit.eval import metrics
 from vc_toolkit.eval.metrics import FLAG_KEYS, METRIC_KEYS, score_pair, summarize
-from vc_toolkit.features import trim
-from vc_toolkit.features.audio import AudioError, load_audio
+from vc_toolkit.features.frontend import UnusableAudioError, load_speech, read
 from vc_toolkit.io import atomic_write_text, read_scp
-from vc_toolkit.paths import Layout
+from vc_toolkit.parallel import parallel_map
+from vc_toolkit.paths import EVAL_SPLITS, Layout
+from vc_toolkit.records import load_frozen_spk, load_tag_config, read_json
 
 __doc__ += "\n" + metrics.__doc__.split("\nExample:")[0].strip() + "\n"
 
 logger = log.get("evaluate")
-SPLITS = ("dev", "eval")
+SPLITS = EVAL_SPLITS
 FRAME_PERIOD_MS = 5.0
 COLUMNS = (*METRIC_KEYS, *FLAG_KEYS)
-
-
-def load_reference(path: str | Path, spk: SpkConfig) -> np.ndarray:
-    """A real recording as stage 1 saw it: resampled, trimmed, internal pauses zeroed.
-
-    Args:
-        path: Audio file.
-        spk: The spk config (``sample_rate``, ``trim``).
-
-    Returns:
-        (N,) float32 samples at ``spk.sample_rate``.
-    """
-    x = load_audio(path, spk.sample_rate)
-    y, _, _ = trim.trim_silence(x, spk.sample_rate, spk.trim)
-    if spk.trim.zero_internal_silence and len(y):
-        y = trim.zero_internal_silences(y, trim.internal_silences(y, spk.sample_rate, spk.trim))
-    return y
 
 
 def _score_job(job: tuple) -> tuple[str, str, str, dict | str]:
@@ -92,38 +73,15 @@ def _score_job(job: tuple) -> tuple[str, str, str, dict | str]:
     kind, split, utt, hyp, ref, spk, eval_cfg = job
     try:
         with threadpool_limits(1):
-            target = load_reference(ref, spk)
-            if kind == "conv":
-                other = load_audio(hyp, spk.sample_rate)
+            target = load_speech(ref, spk, check=False).samples
+            if kind == "conv":  # stage-3 output is trimmed speech already
+                other = read(hyp, spk.sample_rate)
             else:
-                other = load_reference(hyp, spk)
+                other = load_speech(hyp, spk, check=False).samples
             row = score_pair(other, target, spk.sample_rate, eval_cfg, FRAME_PERIOD_MS)
-    except (AudioError, ValueError) as err:
+    except (UnusableAudioError, ValueError) as err:
         return kind, split, utt, str(err).splitlines()[0][:200]
     return kind, split, utt, row
-
-
-def _worker_init() -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-
-def _run_jobs(jobs: list[tuple], nj: int, progress: bool) -> list[tuple]:
-    if not jobs:
-        return []
-    bar = tqdm(total=len(jobs), desc="stage 4: scoring", unit="pair", disable=not progress)
-    out = []
-    pool = mp.get_context("fork").Pool(nj, initializer=_worker_init) if nj > 1 else None
-    try:
-        results = pool.imap_unordered(_score_job, jobs) if pool else map(_score_job, jobs)
-        for res in results:
-            out.append(res)
-            bar.update()
-    finally:
-        bar.close()
-        if pool is not None:
-            pool.close()
-            pool.join()
-    return out
 
 
 # ---- tsv rows -------------------------------------------------------------------------------
@@ -245,7 +203,7 @@ def _plan(layout: Layout, cfg: TagConfig, spk: SpkConfig, conv_root: Path, floor
     return rows, jobs
 
 
-def evaluate_tag(
+def run(
     layout: Layout,
     tag: str,
     checkpoint: str = "best",
@@ -261,20 +219,17 @@ def evaluate_tag(
     Raises:
         UserError: unknown/untrained tag, no converted speech (run stage 3), no features.
     """
-    from vc_toolkit.infer.pack import load_tag_config
-
     cfg = load_tag_config(layout, tag)
-    conv_root = layout.exp(tag) / "convert" / checkpoint
+    conv_root = layout.convert_dir(tag, checkpoint)
     if not (conv_root / "settings.json").is_file():
         raise UserError(
             f"no converted speech in {conv_root}; run stage 3 first: "
             f"./run.sh --stage 3 --stop_stage 3 --tag {tag} --checkpoint {checkpoint}"
         )
-    spk_path = layout.dump(cfg.spk) / "config.yaml"
-    spk = build(SpkConfig, read_yaml(spk_path), where=str(spk_path))
-    out = layout.exp(tag) / "eval" / checkpoint
+    spk = load_frozen_spk(layout, cfg.spk)
+    out = layout.eval_dir(tag, checkpoint)
     stamp = _stamp(conv_root, SPLITS, cfg.eval)
-    old = _read_json(out / "summary.json") or {}
+    old = read_json(out / "summary.json") or {}
     if old.get("stamp") == stamp and not force:
         logger.info("%s is up to date with the converted speech (--force redoes it)", out)
         return old
@@ -286,7 +241,8 @@ def evaluate_tag(
         "tag %s, checkpoint %s: scoring %d converted and %d source-floor pairs with %d jobs",
         tag, checkpoint, len(jobs) - n_floor, n_floor, nj,
     )  # fmt: skip
-    for kind, split, utt, result in _run_jobs(jobs, nj, progress):
+    scored = parallel_map(_score_job, jobs, nj, "stage 4: scoring", "pair", progress)
+    for kind, split, utt, result in scored:
         row = rows[split][utt]
         if isinstance(result, str):
             logger.warning("%s %s/%s not scored: %s", kind, split, utt, result)
@@ -322,18 +278,14 @@ def _summarize(tag, checkpoint, cfg, conv_root, rows, stamp) -> dict:
         "tag": tag,
         "checkpoint": checkpoint,
         "spk": cfg.spk,
-        "converted_with": _read_json(conv_root / "settings.json"),
+        "converted_with": read_json(conv_root / "settings.json"),
         "eval": to_dict(cfg.eval),
         "frame_period_ms": FRAME_PERIOD_MS,
         "splits": splits,
         "overall": _summary_block(merged, list(merged)),
-        "rtf": _read_json(conv_root / "rtf.json"),
+        "rtf": read_json(conv_root / "rtf.json"),
         "stamp": stamp,
     }
-
-
-def _read_json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _mean(block: dict, key: str) -> float:

@@ -9,9 +9,9 @@ fetch ``jvs_ver1.zip`` from the corpus page, unpack it, and set ``corpus.root``.
 from __future__ import annotations
 
 from vc_toolkit.config.spk import JvsCorpus, SpkConfig
-from vc_toolkit.data.corpora.base import CorpusError, Prepared, match_by_stem
-from vc_toolkit.data.corpora.download import fetch_and_extract
 from vc_toolkit.paths import Layout
+from vc_toolkit.prepare.corpora.base import CorpusError, Prepared, match_by_stem
+from vc_toolkit.prepare.corpora.download import fetch_and_extract
 
 CORPUS_PAGE = "https://sites.google.com/site/shinnosuketakamichi/research-topics/jvs_corpus"
 

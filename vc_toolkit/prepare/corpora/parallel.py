@@ -8,8 +8,8 @@ report, not fatal.
 from __future__ import annotations
 
 from vc_toolkit.config.spk import ParallelCorpus, SpkConfig
-from vc_toolkit.data.corpora.base import CorpusError, Prepared, match_by_stem
 from vc_toolkit.paths import Layout
+from vc_toolkit.prepare.corpora.base import CorpusError, Prepared, match_by_stem
 
 
 def prepare(cfg: SpkConfig, layout: Layout, nj: int = 1) -> Prepared:

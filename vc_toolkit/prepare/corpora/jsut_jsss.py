@@ -8,9 +8,9 @@ be downloaded when the network allows; JSSS needs its own download.
 from __future__ import annotations
 
 from vc_toolkit.config.spk import JsutJsssCorpus, SpkConfig
-from vc_toolkit.data.corpora.base import CorpusError, Prepared, match_by_stem
-from vc_toolkit.data.corpora.download import fetch_and_extract
 from vc_toolkit.paths import Layout
+from vc_toolkit.prepare.corpora.base import CorpusError, Prepared, match_by_stem
+from vc_toolkit.prepare.corpora.download import fetch_and_extract
 
 PATTERN = "VOICEACTRESS100_*.wav"
 

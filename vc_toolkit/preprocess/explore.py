@@ -37,7 +37,7 @@ from vc_toolkit.config import load_spk
 from vc_toolkit.config.spk import SpkConfig, Trim
 from vc_toolkit.errors import UserError
 from vc_toolkit.features import spectral, trim
-from vc_toolkit.features.audio import AudioError, load_audio
+from vc_toolkit.features.frontend import UnusableAudioError, front_end, read
 from vc_toolkit.features.segments import Segmentation
 from vc_toolkit.io import atomic_write_text, read_scp
 from vc_toolkit.paths import Layout
@@ -102,9 +102,8 @@ class SideResult:
 
 def analyse(x: np.ndarray, sr: int, trim_cfg: Trim) -> SideResult:
     """Head/tail trimming and internal silences (relative to the trimmed signal) of ``x``."""
-    y, head, tail = trim.trim_silence(x, sr, trim_cfg)
-    silences = trim.internal_silences(y, sr, trim_cfg) if len(y) else []
-    return SideResult(len(x), head, tail, silences)
+    speech = front_end(x, sr, trim_cfg)
+    return SideResult(len(x), speech.head, speech.tail, speech.silences)
 
 
 def grid(thresh_h: list[float], thresh_t: list[float], min_silence_len: list[int]) -> list[Setting]:
@@ -291,8 +290,8 @@ def explore(
     audio = {}
     for utt, src, tgt in sample_pairs(layout, spk, num_utts, seed):
         try:
-            audio[utt] = {"src": load_audio(src, sr), "tgt": load_audio(tgt, sr)}
-        except AudioError as err:
+            audio[utt] = {"src": read(src, sr), "tgt": read(tgt, sr)}
+        except UnusableAudioError as err:
             logger.warning("skipping %s: %s", utt, err)
     if not audio:
         raise UserError(f"no readable pair among the sampled utterances of spk '{spk}'")

@@ -1,12 +1,8 @@
-"""HiFi-GAN generator for inference, loading released checkpoints.
+"""HiFi-GAN vocoder: a pretrained generator (:mod:`vc_toolkit.vocoder.hifigan_generator`)
+loaded from a released checkpoint.
 
-The generator of [Kong et al., "HiFi-GAN: Generative adversarial networks for
-efficient and high fidelity speech synthesis", NeurIPS 2020]: a conv layer,
-then per upsampling stage a leaky ReLU (slope 0.1), a transposed conv
-(stride ``u``, kernel ``k``, padding ``(k - u) // 2``) and the average of
-``len(resblock_kernel_sizes)`` multi-receptive-field residual blocks, then a
-leaky ReLU (slope 0.01), a conv to one channel and ``tanh``. Output samples
-per input frame: ``prod(upsample_rates)``.
+Its sample rate, hop and mel bins must equal the spk's; a log-base difference
+is converted.
 
 Two checkpoint formats load:
 
@@ -29,153 +25,30 @@ Weight normalisation [Salimans & Kingma, NeurIPS 2016] is folded into plain
 weights at load time: ``w = g * v / ||v||``, the norm taken over every axis
 but the one ``g`` spans. Both the ``weight_g``/``weight_v`` naming and the
 ``parametrizations.weight.original0/1`` naming are understood.
-
-Example:
-    >>> cfg = GeneratorConfig(num_mels=4, upsample_rates=(2, 2), upsample_kernel_sizes=(4, 4),
-    ...                       upsample_initial_channel=8, resblock="2",
-    ...                       resblock_kernel_sizes=(3,), resblock_dilation_sizes=((1, 3),))
-    >>> Generator(cfg)(torch.zeros(1, 4, 5)).shape
-    torch.Size([1, 1, 20])
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import yaml
 from torch import Tensor, nn
 
+from vc_toolkit.config.spk import Mel, SpkConfig
+from vc_toolkit.config.tag import Vocoder as VocoderConfig
 from vc_toolkit.errors import UserError
+from vc_toolkit.vocoder.base import VOCODERS, Vocoder, pad_stack
+from vc_toolkit.vocoder.hifigan_generator import Generator, GeneratorConfig
 
-LRELU_SLOPE = 0.1
-
-
-@dataclass(frozen=True)
-class GeneratorConfig:
-    """Shape of a HiFi-GAN generator (names as in the original ``config.json``)."""
-
-    num_mels: int
-    upsample_rates: tuple[int, ...]
-    upsample_kernel_sizes: tuple[int, ...]
-    upsample_initial_channel: int
-    resblock: str
-    resblock_kernel_sizes: tuple[int, ...]
-    resblock_dilation_sizes: tuple[tuple[int, ...], ...]
-    kernel_size: int = 7
-    bias: bool = True
-    slope: float = LRELU_SLOPE
-
-    def __post_init__(self) -> None:
-        if self.resblock not in ("1", "2"):
-            raise UserError(f"HiFi-GAN resblock must be '1' or '2', got {self.resblock!r}")
-        if len(self.upsample_rates) != len(self.upsample_kernel_sizes):
-            raise UserError(
-                f"HiFi-GAN upsample_rates {list(self.upsample_rates)} and upsample_kernel_sizes "
-                f"{list(self.upsample_kernel_sizes)} differ in length"
-            )
-        for u, k in zip(self.upsample_rates, self.upsample_kernel_sizes):
-            if (k - u) % 2:
-                raise UserError(
-                    f"HiFi-GAN upsample kernel {k} with rate {u}: k - u must be even "
-                    "(otherwise the output is not frames * hop samples long)"
-                )
-        if len(self.resblock_kernel_sizes) != len(self.resblock_dilation_sizes):
-            raise UserError("HiFi-GAN resblock_kernel_sizes and resblock_dilation_sizes differ")
-
-    @property
-    def hop_length(self) -> int:
-        """Output samples per input frame."""
-        return math.prod(self.upsample_rates)
-
-
-class ResBlock(nn.Module):
-    """Residual block of dilated convs (type "1": each followed by a plain conv).
-
-    Args:
-        channels: Channels in and out.
-        kernel_size: Conv kernel (odd).
-        dilations: One dilation per residual unit.
-        two_convs: Type "1" block (``convs1`` + ``convs2``) or type "2" (``convs``).
-        bias: Convs have a bias.
-        slope: Leaky ReLU slope.
-    """
-
-    def __init__(
-        self,
-        channels: int,
-        kernel_size: int,
-        dilations: tuple[int, ...],
-        two_convs: bool,
-        bias: bool = True,
-        slope: float = LRELU_SLOPE,
-    ) -> None:
-        super().__init__()
-        self.slope = slope
-        self.two_convs = two_convs
-
-        def conv(d: int) -> nn.Conv1d:
-            pad = (kernel_size - 1) * d // 2
-            return nn.Conv1d(channels, channels, kernel_size, dilation=d, padding=pad, bias=bias)
-
-        if two_convs:
-            self.convs1 = nn.ModuleList(conv(d) for d in dilations)
-            self.convs2 = nn.ModuleList(conv(1) for _ in dilations)
-        else:
-            self.convs = nn.ModuleList(conv(d) for d in dilations)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """x (Tensor): (B, C, L) → (B, C, L)."""
-        if self.two_convs:
-            for c1, c2 in zip(self.convs1, self.convs2):
-                h = c1(F.leaky_relu(x, self.slope))
-                x = x + c2(F.leaky_relu(h, self.slope))
-        else:
-            for c in self.convs:
-                x = x + c(F.leaky_relu(x, self.slope))
-        return x
-
-
-class Generator(nn.Module):
-    """HiFi-GAN generator: log-mel (B, num_mels, T) → waveform (B, 1, T * hop)."""
-
-    def __init__(self, cfg: GeneratorConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
-        ch = cfg.upsample_initial_channel
-        k = cfg.kernel_size
-        self.conv_pre = nn.Conv1d(cfg.num_mels, ch, k, padding=(k - 1) // 2, bias=cfg.bias)
-        self.ups = nn.ModuleList()
-        self.resblocks = nn.ModuleList()
-        for i, (u, ku) in enumerate(zip(cfg.upsample_rates, cfg.upsample_kernel_sizes)):
-            c_in, c_out = ch // 2**i, ch // 2 ** (i + 1)
-            self.ups.append(
-                nn.ConvTranspose1d(c_in, c_out, ku, u, padding=(ku - u) // 2, bias=cfg.bias)
-            )
-            for kr, dil in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes):
-                self.resblocks.append(
-                    ResBlock(c_out, kr, tuple(dil), cfg.resblock == "1", cfg.bias, cfg.slope)
-                )
-        c_last = ch // 2 ** len(cfg.upsample_rates)
-        self.conv_post = nn.Conv1d(c_last, 1, k, padding=(k - 1) // 2, bias=cfg.bias)
-
-    def forward(self, mel: Tensor) -> Tensor:
-        """mel (Tensor): (B, num_mels, T) → waveform in [-1, 1], (B, 1, T * hop)."""
-        x = self.conv_pre(mel)
-        n = len(self.cfg.resblock_kernel_sizes)
-        for i, up in enumerate(self.ups):
-            x = up(F.leaky_relu(x, self.cfg.slope))
-            blocks = self.resblocks[i * n : (i + 1) * n]
-            x = sum(block(x) for block in blocks) / n
-        x = self.conv_post(F.leaky_relu(x))  # slope 0.01, as in the original
-        return torch.tanh(x)
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -427,3 +300,85 @@ def _load_state(model: nn.Module, state: dict[str, Tensor]) -> tuple[list[str], 
     if not (missing or unexpected or bad):
         model.load_state_dict(state)
     return missing + [f"{k} (shape)" for k in bad], unexpected
+
+
+@VOCODERS.register("hifigan")
+class HiFiGAN(Vocoder):
+    """A pretrained HiFi-GAN generator.
+
+    Args:
+        checkpoint: Generator checkpoint (original ``g_XXXXXXXX`` or ParallelWaveGAN ``.pkl``).
+        config: Its config (``config.json`` / ``config.yml``); None: next to the checkpoint.
+        sample_rate: Sample rate of the spk, Hz (must equal the checkpoint's).
+        mel: Mel analysis of the spk (hop and bins must equal the checkpoint's).
+        device: Where the generator runs.
+    """
+
+    required: ClassVar[dict[str, str]] = {"checkpoint": "a generator file"}
+
+    def __init__(
+        self,
+        checkpoint: str,
+        config: str | None,
+        sample_rate: int,
+        mel: Mel,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        loaded = load_hifigan(checkpoint, config, device)
+        for name, ours, theirs in (
+            ("sample rate", sample_rate, loaded.sampling_rate),
+            ("hop length", mel.hop_length, loaded.hop_size),
+            ("mel bins", mel.n_mels, loaded.num_mels),
+        ):
+            if ours != theirs:
+                raise UserError(
+                    f"HiFi-GAN checkpoint {checkpoint} has {name} {theirs} but the spk features "
+                    f"have {ours}; use a vocoder trained on the same analysis or griffin_lim"
+                )
+        ours = {
+            "n_fft": mel.n_fft,
+            "win_length": mel.win_length,
+            "fmin": mel.fmin,
+            "fmax": mel.fmax,
+        }
+        for key, value in ours.items():
+            other = loaded.analysis.get(key)
+            if other is not None and value is not None and float(other) != float(value):
+                log.warning("HiFi-GAN was trained with %s=%s, the spk uses %s", key, other, value)
+        self.sample_rate = sample_rate
+        self.hop_length = mel.hop_length
+        self.n_mels = mel.n_mels
+        self.loaded = loaded
+        spk_base = math.e if mel.log_base == "e" else 10.0
+        self.log_scale = math.log(spk_base) / math.log(loaded.log_base)
+        self.device = torch.device(device)
+
+    @classmethod
+    def from_config(
+        cls, cfg: VocoderConfig, spk: SpkConfig, device: str | torch.device = "cpu"
+    ) -> HiFiGAN:
+        """``infer.vocoder`` with ``checkpoint`` (and optionally ``config``)."""
+        if not cfg.checkpoint:
+            raise UserError("infer.vocoder.type hifigan needs infer.vocoder.checkpoint")
+        return cls(cfg.checkpoint, cfg.config, spk.sample_rate, spk.feats.mel, device)
+
+    @classmethod
+    def pack_files(cls, cfg: VocoderConfig) -> list[tuple[str | None, Path]]:
+        """The generator checkpoint, its config and feature statistics next to it, if any."""
+        checkpoint = Path(cfg.checkpoint or "")
+        if not checkpoint.is_file():
+            raise UserError(f"HiFi-GAN checkpoint {checkpoint} does not exist; fix infer.vocoder")
+        config = Path(cfg.config) if cfg.config else find_config(checkpoint)
+        extra = [checkpoint.parent / n for n in ("stats.npy", "stats.h5")]
+        files: list[tuple[str | None, Path]] = [("checkpoint", checkpoint), ("config", config)]
+        return files + [(None, p) for p in extra if p.is_file()]
+
+    def _synthesize(self, mels: list[np.ndarray]) -> list[np.ndarray]:
+        lens = [len(m) for m in mels]
+        floor = min(float(m.min()) for m in mels)
+        x = torch.as_tensor(pad_stack(mels, floor), device=self.device) * self.log_scale
+        if self.loaded.mean is not None:
+            x = (x - self.loaded.mean) / self.loaded.scale
+        with torch.inference_mode():
+            wav = self.loaded.generator(x.transpose(1, 2))[:, 0]
+        return [w[: n * self.hop_length].cpu().numpy() for w, n in zip(wav, lens)]

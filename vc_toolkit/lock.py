@@ -20,7 +20,8 @@ class LockedError(UserError):
     """Another live process is training this tag."""
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (a process of another user counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -62,7 +63,7 @@ def tag_lock(path: Path, what: str) -> Iterator[None]:
         if fd is None:
             holder = _read(path)
             pid, host = holder.get("pid"), holder.get("host")
-            if host == me["host"] and isinstance(pid, int) and not _alive(pid):
+            if host == me["host"] and isinstance(pid, int) and not pid_alive(pid):
                 logger.warning(
                     "%s: taking over a stale lock of process %s (started %s), which is gone",
                     what,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import multiprocessing as mp
 import os
 import shutil
 import time
@@ -24,18 +23,18 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from vc_toolkit import log
 from vc_toolkit.config import load_spk
 from vc_toolkit.config.pin import check_frozen, files_hash, fingerprint, freeze, read_fingerprint
 from vc_toolkit.config.spk import SpkConfig
 from vc_toolkit.data import dump
-from vc_toolkit.data.prepare import SPLITS, input_files
 from vc_toolkit.errors import UserError
 from vc_toolkit.features import extract, stats
 from vc_toolkit.io import atomic_write_text, read_scp
-from vc_toolkit.paths import Layout
+from vc_toolkit.parallel import parallel_map
+from vc_toolkit.paths import SPLITS, Layout
+from vc_toolkit.records import input_files
 
 logger = log.get("stage1")
 META_KEYS = (
@@ -83,30 +82,12 @@ def _write_bad(raw_dir: Path, utt: str, reason: str, detail: str) -> None:
     atomic_write_text(raw_dir / f"{utt}.bad", json.dumps({"reason": reason, "detail": detail}))
 
 
-def _worker_init() -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-
 def _extract_all(jobs: list[tuple], nj: int) -> dict[str, float]:
+    """Run every job in ``nj`` processes; the seconds per extraction step, summed."""
     totals: Counter = Counter()
-    if not jobs:
-        return dict(totals)
-    bar = tqdm(total=len(jobs), desc="stage 1: extracting features", unit="pair")
-    if nj <= 1:
-        results = map(_worker, jobs)
-        pool = None
-    else:
-        pool = mp.get_context("fork").Pool(nj, initializer=_worker_init)
-        results = pool.imap_unordered(_worker, jobs, chunksize=2)
-    try:
-        for _, _, timings in results:
-            totals.update(timings)
-            bar.update()
-    finally:
-        bar.close()
-        if pool is not None:
-            pool.close()
-            pool.join()
+    runs = parallel_map(_worker, jobs, nj, "stage 1: extracting features", "pair", chunksize=2)
+    for _, _, timings in runs:
+        totals.update(timings)
     return dict(totals)
 
 

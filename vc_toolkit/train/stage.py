@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from vc_toolkit import log
 from vc_toolkit.config import load_tag
+from vc_toolkit.device import pick_device
+from vc_toolkit.lock import tag_lock
 from vc_toolkit.paths import Layout
 from vc_toolkit.train import ddp, pretrain
-from vc_toolkit.train.lock import tag_lock
 from vc_toolkit.train.loop import Trainer
-from vc_toolkit.train.setup import pick_device, setup
+from vc_toolkit.train.setup import setup
 
 logger = log.get("train")
 
 
-def train_tag(
+def run(
     tag: str,
     layout: Layout,
     device: str = "auto",

@@ -23,11 +23,10 @@ from tqdm import tqdm
 
 from vc_toolkit.config.core import to_dict
 from vc_toolkit.config.spk import DemoCorpus, SpkConfig
-from vc_toolkit.data.corpora.base import CorpusError, Pair, Prepared
-from vc_toolkit.data.corpora.espeak import Espeak
 from vc_toolkit.io import atomic_open
 from vc_toolkit.paths import Layout
-
+from vc_toolkit.prepare.corpora.base import CorpusError, Pair, Prepared
+from vc_toolkit.prepare.corpora.espeak import Espeak
 
 #: bumped whenever synthesis changes what bytes a given config produces
 GENERATOR_VERSION = 2

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from vc_toolkit.data.corpora.base import CorpusError
+from vc_toolkit.prepare.corpora.base import CorpusError
 
 
 def fetch_and_extract(url: str, dest: Path, what: str, timeout: float = 20.0) -> None:

@@ -20,11 +20,11 @@ from vc_toolkit import log
 from vc_toolkit.config import ConfigError, load_spk
 from vc_toolkit.config.pin import check_frozen, config_hash, fingerprint, freeze
 from vc_toolkit.config.spk import SpkConfig, Split
-from vc_toolkit.data.corpora import RECIPES, CorpusError, Pair
-from vc_toolkit.io import atomic_write_text, read_scp, write_scp
-from vc_toolkit.paths import Layout
+from vc_toolkit.io import atomic_write_text, write_scp
+from vc_toolkit.paths import SPLITS, Layout
+from vc_toolkit.prepare.corpora import RECIPES, CorpusError, Pair
+from vc_toolkit.records import input_files
 
-SPLITS = ("train", "dev", "eval")
 logger = log.get("stage0")
 
 
@@ -67,18 +67,6 @@ def _check_audio(path: Path) -> str | None:
     if info.frames == 0:
         return "empty (0 samples)"
     return None
-
-
-def input_files(layout: Layout, spk: str) -> list[tuple[str, int]]:
-    """``(path as listed, size in bytes)`` of every file in the spk's lists."""
-    files = []
-    for split in SPLITS:
-        for side in ("src", "tgt"):
-            scp = layout.data(spk) / split / f"{side}.scp"
-            for path in read_scp(scp).values():
-                full = layout.resolve(path)
-                files.append((path, full.stat().st_size if full.is_file() else -1))
-    return files
 
 
 def run(spk: str, layout: Layout, force: bool = False, nj: int = 2) -> dict:
@@ -181,4 +169,4 @@ def run(spk: str, layout: Layout, force: bool = False, nj: int = 2) -> dict:
     return summary
 
 
-__all__ = ["ConfigError", "CorpusError", "input_files", "make_split", "run"]
+__all__ = ["ConfigError", "CorpusError", "make_split", "run"]
