@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -163,6 +165,24 @@ def test_missing_converted_file_is_reported_skipped_and_counted(converted, evalu
     row = {r["utt_id"]: r for r in _tsv(root / "exp/t/eval/best/eval/per_utt.tsv")}[gone.stem]
     assert row["status"] == "missing_converted" and math.isnan(float(row["conv_mcd"]))
     assert not math.isnan(float(row["floor_mcd"]))
+
+
+@pytest.mark.parametrize("where", ["in the tag", "elsewhere"])
+def test_a_checkpoint_given_as_a_path_is_converted_and_scored_in_one_folder(
+    converted, tmp_path, where
+):
+    root = copy_root(converted, tmp_path)
+    path = root / "exp/t/checkpoints/epoch1.pt"
+    if where == "elsewhere":
+        path = Path(shutil.copy(path, tmp_path / "mine.pt"))
+    convert_tag(Layout(root), "t", str(path), device="cpu", progress=False)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ev, "score_pair", fake_score)
+        summary = ev.run(Layout(root), "t", str(path), nj=1, progress=False)
+    assert summary["overall"]["counts"]["scored"] == 4
+    label = path.stem
+    assert (root / f"exp/t/convert/{label}/settings.json").is_file()
+    assert (root / f"exp/t/eval/{label}/summary.json").is_file()
 
 
 def test_evaluate_needs_converted_speech(converted, capsys):
