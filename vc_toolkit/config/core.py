@@ -269,6 +269,52 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+def added_later(field: Any) -> Any:
+    """Mark a field (from :func:`opt`/:func:`sub`) as added after configs were first frozen.
+
+    Its default must reproduce the earlier behaviour. While a config holds the
+    default, the key is left out of the pinned form (:func:`pinned_dict`), so
+    dataset versions and experiments frozen before the key existed keep their
+    fingerprints and are not reported as changed.
+    """
+    field.metadata = types.MappingProxyType({**field.metadata, "added": True})
+    return field
+
+
+def _default(field: dataclasses.Field) -> Any:
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return dataclasses.MISSING
+
+
+def pinned_dict(obj: Any) -> Any:
+    """:func:`to_dict`, without :func:`added_later` keys that hold their default.
+
+    Example:
+        >>> @dataclasses.dataclass(kw_only=True)
+        ... class Feats:
+        ...     hop: int = opt(256)
+        ...     bands: int | None = added_later(opt(None))
+        >>> pinned_dict(Feats()), pinned_dict(Feats(bands=20))
+        ({'hop': 256}, {'hop': 256, 'bands': 20})
+    """
+    if dataclasses.is_dataclass(obj):
+        out = {}
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if f.metadata.get("added") and value == _default(f):
+                continue
+            out[f.name] = pinned_dict(value)
+        return out
+    if isinstance(obj, list | tuple):
+        return [pinned_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: pinned_dict(v) for k, v in obj.items()}
+    return obj
+
+
 def iter_keys(
     cls: type, prefix: str = "", instance: Any = None
 ) -> typing.Iterator[tuple[str, str, Any, str]]:

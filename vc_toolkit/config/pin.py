@@ -11,12 +11,14 @@ whether two experiments saw the same data.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
-from vc_toolkit.config.core import ConfigError, to_dict
+from vc_toolkit.config.core import ConfigError, build, pinned_dict
 from vc_toolkit.config.resolve import diff_configs, dump_yaml, read_yaml
 from vc_toolkit.io import atomic_write_text
 
@@ -34,8 +36,16 @@ class ConfigChangedError(ConfigError):
         return super().__str__() + "".join(f"\n    {line}" for line in self.diff)
 
 
-def _pinned_part(cfg: Any) -> dict:
-    data = to_dict(cfg)
+def _pinned_part(cfg: Any, schema: type | None = None) -> dict:
+    """The part of a config that pins a run: ``note`` and defaulted late keys left out.
+
+    A frozen config read back as a dict is first rebuilt with ``schema`` (when it still
+    builds), so keys added to the schema later compare equal to their absence.
+    """
+    if schema is not None and not dataclasses.is_dataclass(cfg):
+        with contextlib.suppress(ConfigError):  # an old config the schema no longer reads
+            cfg = build(schema, cfg)
+    data = pinned_dict(cfg)
     return {k: v for k, v in data.items() if k not in UNPINNED_KEYS}
 
 
@@ -88,7 +98,8 @@ def check_frozen(frozen: Path, cfg: Any, source: str, force: bool, what: str) ->
     """
     if not frozen.is_file():
         return []
-    diff = diff_configs(_pinned_part(read_yaml(frozen)), _pinned_part(cfg))
+    schema = type(cfg) if dataclasses.is_dataclass(cfg) else None
+    diff = diff_configs(_pinned_part(read_yaml(frozen), schema), _pinned_part(cfg))
     if diff and not force:
         raise ConfigChangedError(
             f"{source} changed since {what} was frozen in {frozen}; "

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from vc_toolkit.config.core import opt, sub
+from vc_toolkit.config.core import added_later, opt, sub
 
 
 @dataclass(kw_only=True)
@@ -146,11 +146,24 @@ class Pitch:
 
 
 @dataclass(kw_only=True)
+class Dtw:
+    """What the stage-1 DTW aligns; the durations the model learns come from this alignment."""
+
+    n_mels: int | None = opt(
+        None,
+        "mel bands DTW aligns on: null = the model's log-mel; N = an N-band log-mel over the "
+        "same fmin..fmax (coarse bands follow the envelope, not the harmonics)",
+        min=1,
+    )
+
+
+@dataclass(kw_only=True)
 class Feats:
     """Feature streams: log-mel, log-F0 + voiced mask, log energy."""
 
     mel: Mel = sub(Mel, "log-mel settings")
     pitch: Pitch = sub(Pitch, "F0 settings")
+    dtw: Dtw = added_later(sub(Dtw, "features of the DTW alignment (durations)"))
 
 
 @dataclass(kw_only=True)

@@ -19,6 +19,8 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numba
 import numpy as np
 
@@ -135,6 +137,42 @@ def _active(x: np.ndarray) -> np.ndarray:
     return active if active.any() else np.ones(len(x), dtype=bool)
 
 
+@dataclass
+class Alignment:
+    """A DTW alignment of two feature sequences at reduction factor ``r``.
+
+    Attributes:
+        durations (np.ndarray): (Ls,) int64 target reduced frames per source reduced frame.
+        cost (float): relative path cost (see :func:`align_durations`).
+        path (np.ndarray): (L, 2) ``(src, tgt)`` reduced-frame pairs.
+        distances (np.ndarray): (Ls, Lt) frame distances the path runs through.
+    """
+
+    durations: np.ndarray
+    cost: float
+    path: np.ndarray
+    distances: np.ndarray
+
+
+def align(src: np.ndarray, tgt: np.ndarray, r: int = 1) -> Alignment:
+    """The whole alignment behind :func:`align_durations` (same arguments)."""
+    sides = []
+    for x in (src, tgt):
+        x = np.asarray(x, dtype=np.float64)
+        act = _active(x)
+        z = (x - x[act].mean(0)) / (x[act].std(0) + 1e-5)
+        act_r = reduce_frames(act[:, None].astype(np.float64), r)[:, 0] > 0.5
+        sides.append((reduce_frames(z, r), act_r))
+    (a, act_a), (b, act_b) = sides
+    dist = distance_matrix(a, b)
+    path, _ = dtw(dist)
+    on = act_a[path[:, 0]] | act_b[path[:, 1]]
+    base = dist[np.ix_(act_a, act_b)].mean() if act_a.any() and act_b.any() else dist.mean()
+    along = dist[path[on, 0], path[on, 1]].mean() if on.any() else 0.0
+    cost = float(along / base) if base > 0 else 0.0
+    return Alignment(durations_from_path(path, len(a), len(b)), cost, path, dist)
+
+
 def align_durations(src: np.ndarray, tgt: np.ndarray, r: int = 1) -> tuple[np.ndarray, float]:
     """DTW durations between two feature sequences at reduction factor ``r``.
 
@@ -156,18 +194,5 @@ def align_durations(src: np.ndarray, tgt: np.ndarray, r: int = 1) -> tuple[np.nd
         ``(durations, cost)``: (Ts // r,) int64 target-reduced-frame counts summing to
         ``Tt // r``, and the relative path cost (for outlier detection).
     """
-    sides = []
-    for x in (src, tgt):
-        x = np.asarray(x, dtype=np.float64)
-        act = _active(x)
-        z = (x - x[act].mean(0)) / (x[act].std(0) + 1e-5)
-        act_r = reduce_frames(act[:, None].astype(np.float64), r)[:, 0] > 0.5
-        sides.append((reduce_frames(z, r), act_r))
-    (a, act_a), (b, act_b) = sides
-    dist = distance_matrix(a, b)
-    path, _ = dtw(dist)
-    on = act_a[path[:, 0]] | act_b[path[:, 1]]
-    base = dist[np.ix_(act_a, act_b)].mean() if act_a.any() and act_b.any() else dist.mean()
-    along = dist[path[on, 0], path[on, 1]].mean() if on.any() else 0.0
-    cost = float(along / base) if base > 0 else 0.0
-    return durations_from_path(path, len(a), len(b)), cost
+    found = align(src, tgt, r)
+    return found.durations, found.cost

@@ -6,7 +6,8 @@ when ``trim.zero_internal_silence``) → log-mel and log energy (one STFT) →
 WORLD log-F0 and voiced mask on the same frames. Every
 stream of a side is cut to the same ``T``, a multiple of the reduction factor
 ``r`` (the last ``T mod r`` frames are dropped). Durations come from DTW between
-the two mel sequences at ``r`` (:func:`vc_toolkit.features.dtw.align_durations`);
+the two sides at ``r`` (:func:`vc_toolkit.features.dtw.align_durations`), on the
+log-mel or, with ``feats.dtw.n_mels``, a coarser log-mel (:func:`dtw_features`);
 sentence segments from the internal silences
 (:func:`vc_toolkit.features.segments.pair_segments`).
 
@@ -18,6 +19,7 @@ length_ratio, unvoiced.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import tempfile
 import time
@@ -100,6 +102,16 @@ def lf0_vuv(speech: Speech, cfg: SpkConfig, n_frames: int) -> tuple[np.ndarray, 
     return lf0[:n_frames], vuv[:n_frames]
 
 
+def dtw_features(speech: Speech, cfg: SpkConfig, mel: np.ndarray) -> np.ndarray:
+    """What DTW aligns (``feats.dtw``): the log-mel ``mel`` (T, n_mels) itself, or an
+    ``n_mels``-band log-mel of ``speech`` over the same band, (T, feats.dtw.n_mels)."""
+    bands = cfg.feats.dtw.n_mels
+    if bands is None or bands == cfg.feats.mel.n_mels:
+        return mel
+    coarse = dataclasses.replace(cfg.feats.mel, n_mels=bands)
+    return spectral.log_mel_energy(speech.samples, cfg.sample_rate, coarse)[0][: len(mel)]
+
+
 def speech_segments(speech: Speech, cfg: SpkConfig) -> segments.Segmentation:
     """Sentence segments of ``speech``: cut at its internal silences when ``sentence_duration``."""
     if cfg.sentence_duration:
@@ -163,7 +175,8 @@ def _extract_pair(
             item[f"{key}_lf0"], item[f"{key}_vuv"] = lf0_vuv(speech[key], cfg, frames[key])
     voiced = {k: _checked(k, frontend.check_voiced, item[f"{k}_vuv"], cfg, paths[k]) for k in keys}
     with _timed(timings, "dtw"):
-        duration, cost = dtw.align_durations(item["src_mel"], item["tgt_mel"], r)
+        src_x, tgt_x = (dtw_features(speech[k], cfg, item[f"{k}_mel"]) for k in keys)
+        duration, cost = dtw.align_durations(src_x, tgt_x, r)
     with _timed(timings, "segments"):
         cuts = [speech_segments(speech[k], cfg) for k in keys]
         src_seg, tgt_seg, fallback = segments.pair_segments(
