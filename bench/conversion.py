@@ -30,9 +30,9 @@ import torch
 from timing import interleave, ratios, summarize
 
 from vc_toolkit.config import SpkConfig, TagConfig
+from vc_toolkit.data.batch import collate_sources
 from vc_toolkit.data.dump import DumpSplit
 from vc_toolkit.features.stats import denormalize_mel, load_stats
-from vc_toolkit.infer.convert import pad_sources
 from vc_toolkit.models import FastSpeech2VC, build_model
 from vc_toolkit.paths import Layout
 from vc_toolkit.vocoder import GriffinLim, HiFiGAN, Vocoder
@@ -97,7 +97,7 @@ def time_acoustic(model: FastSpeech2VC, items: list[dict], spk: SpkConfig) -> di
     loop: dict[str, float] = {}
     with _timed_ar_loop(model, loop):
         start = time.perf_counter()
-        x = pad_sources(items, torch.device("cpu"))
+        x = collate_sources(items)
         out = model.infer(
             x["src_mel"], x["src_lf0"], x["src_energy"], x["src_lens"], x["src_seg"], x["n_seg"]
         )

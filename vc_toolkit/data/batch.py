@@ -77,6 +77,36 @@ def _pad(arrays: list[np.ndarray], dtype: torch.dtype) -> Tensor:
     return out
 
 
+def collate_sources(items: list[dict]) -> dict[str, Tensor]:
+    """Pad the source side of utterance dicts: what conversion feeds the model.
+
+    Args:
+        items: Dicts with ``src_mel`` (T_i, n_mels), ``src_lf0``/``src_energy`` (T_i,) and
+            ``src_seg`` (K_i,) reduced frames per segment (targets are not needed).
+
+    Returns:
+        ``src_mel`` (B, T, n_mels), ``src_lf0``/``src_energy`` (B, T) float32, ``src_lens``
+        (B,), ``src_seg`` (B, K) zero-padded and ``n_seg`` (B,) long, as in :class:`Batch`.
+
+    Example:
+        >>> z = np.zeros
+        >>> b = collate_sources([dict(src_mel=z((4, 2)), src_lf0=z(4), src_energy=z(4),
+        ...     src_seg=np.array([2])), dict(src_mel=z((2, 2)), src_lf0=z(2),
+        ...     src_energy=z(2), src_seg=np.array([1, 0]))])
+        >>> tuple(b["src_mel"].shape), b["src_lens"].tolist(), b["n_seg"].tolist()
+        ((2, 4, 2), [4, 2], [1, 2])
+    """
+    f32, i64 = torch.float32, torch.long
+    return {
+        "src_mel": _pad([np.asarray(it["src_mel"], np.float32) for it in items], f32),
+        "src_lf0": _pad([np.asarray(it["src_lf0"], np.float32) for it in items], f32),
+        "src_energy": _pad([np.asarray(it["src_energy"], np.float32) for it in items], f32),
+        "src_lens": torch.tensor([len(it["src_mel"]) for it in items], dtype=i64),
+        "src_seg": _pad([np.asarray(it["src_seg"], np.int64) for it in items], i64),
+        "n_seg": torch.tensor([len(it["src_seg"]) for it in items], dtype=i64),
+    }
+
+
 def collate(items: list[dict]) -> Batch:
     """Pad a list of utterance dicts (as returned by ``DumpSplit[i]``) into a :class:`Batch`.
 

@@ -34,6 +34,7 @@ from vc_toolkit import log
 from vc_toolkit.config import ConfigError, SpkConfig, build, to_dict
 from vc_toolkit.config.resolve import deep_merge
 from vc_toolkit.config.tag import Infer
+from vc_toolkit.data.batch import collate_sources
 from vc_toolkit.features.stats import denormalize_energy, denormalize_lf0, denormalize_mel
 from vc_toolkit.infer.pack import Bundle
 from vc_toolkit.io import atomic_open
@@ -139,44 +140,6 @@ def rtf_line(record: dict) -> str:
     )
 
 
-def pad_sources(items: list[dict], device: torch.device) -> dict[str, torch.Tensor]:
-    """Pad normalised source streams into model inputs.
-
-    Args:
-        items: Dicts with ``src_mel`` (T_i, n_mels), ``src_lf0``/``src_energy`` (T_i,) and
-            ``src_seg`` (K_i,) reduced frames per segment.
-        device: Where the tensors go.
-
-    Returns:
-        ``src_mel`` (B, T, n_mels), ``src_lf0``/``src_energy`` (B, T), ``src_lens`` (B,),
-        ``src_seg`` (B, K) zero-padded and ``n_seg`` (B,).
-
-    Example:
-        >>> z = np.zeros
-        >>> b = pad_sources([dict(src_mel=z((4, 2)), src_lf0=z(4), src_energy=z(4),
-        ...     src_seg=np.array([2])), dict(src_mel=z((2, 2)), src_lf0=z(2),
-        ...     src_energy=z(2), src_seg=np.array([1, 0]))], torch.device("cpu"))
-        >>> tuple(b["src_mel"].shape), b["src_lens"].tolist(), b["n_seg"].tolist()
-        ((2, 4, 2), [4, 2], [1, 2])
-    """
-    t = max(len(it["src_mel"]) for it in items)
-    k = max(len(it["src_seg"]) for it in items)
-    n_mels = items[0]["src_mel"].shape[1]
-    out = {
-        "src_mel": torch.zeros(len(items), t, n_mels),
-        "src_lf0": torch.zeros(len(items), t),
-        "src_energy": torch.zeros(len(items), t),
-        "src_seg": torch.zeros(len(items), k, dtype=torch.long),
-    }
-    for i, it in enumerate(items):
-        for key in ("src_mel", "src_lf0", "src_energy"):
-            out[key][i, : len(it[key])] = torch.as_tensor(np.asarray(it[key], dtype=np.float32))
-        out["src_seg"][i, : len(it["src_seg"])] = torch.as_tensor(np.asarray(it["src_seg"]))
-    out["src_lens"] = torch.tensor([len(it["src_mel"]) for it in items], dtype=torch.long)
-    out["n_seg"] = torch.tensor([len(it["src_seg"]) for it in items], dtype=torch.long)
-    return {name: x.to(device) for name, x in out.items()}
-
-
 @contextlib.contextmanager
 def _clock(device: torch.device, add) -> Iterator[None]:
     def sync() -> None:
@@ -230,7 +193,7 @@ class Converter:
             self.rtf.acoustic_seconds += seconds
 
         with _clock(self.device, add):
-            x = pad_sources(items, self.device)
+            x = {k: v.to(self.device) for k, v in collate_sources(items).items()}
             out = self.model.infer(
                 x["src_mel"],
                 x["src_lf0"],
