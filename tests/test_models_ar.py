@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from factories import tiny_config
 
 from vc_toolkit.config.tag import ARPitch, PitchPredictor
 from vc_toolkit.models import build_model
 from vc_toolkit.models.ar_pitch import ARPitchPredictor
 from vc_toolkit.models.frames import lengths_to_mask
-from vc_toolkit.models.testing import tiny_config
 
 
 def _predictor(r=2, n_prev=1, layers=1, zoneout=0.0, dropout=0.0) -> ARPitchPredictor:

@@ -8,11 +8,11 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from factories import random_batch, tiny_config
 
 from vc_toolkit.config.tag import Loss
 from vc_toolkit.data.batch import Batch
 from vc_toolkit.models import FastSpeech2VC, VCLoss, build_model
-from vc_toolkit.models.testing import random_batch, tiny_config
 
 N_MELS = 4
 STACKS = [
