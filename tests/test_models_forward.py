@@ -56,7 +56,7 @@ def test_forward_backward(stack, pos_enc, pitch, prosody, use_global, r):
     model, batch = _model(cfg, r), _batch(r)
     out = model(batch)
     _check_shapes(out, batch, r)
-    total, terms = VCLoss(Loss())(out, batch)
+    total, terms = VCLoss(Loss(), cfg)(out, batch)
     assert torch.isfinite(total)
     assert ("gmm" in terms) == (prosody == "gmm") and ("global_gmm" in terms) == use_global
     total.backward()
@@ -70,7 +70,7 @@ def test_mixed_encoder_decoder_and_ar_zoneout():
     model, batch = _model(cfg, 2), _batch(2)
     out = model(batch)
     _check_shapes(out, batch, 2)
-    VCLoss(Loss())(out, batch)[0].backward()
+    VCLoss(Loss(), cfg)(out, batch)[0].backward()
     assert model.pitch_predictor.lstm.weight_hh_l0.grad.any()
 
 
@@ -91,7 +91,7 @@ def test_stop_gradient_keeps_a_predictor_loss_off_the_encoder(name, pitch, term,
     cfg = tiny_config(pitch=pitch)
     setattr(cfg, name, replace(getattr(cfg, name), stop_gradient=stop))
     model, batch = _model(cfg, 2), _batch(2)
-    _, terms = VCLoss(Loss())(model(batch), batch)
+    _, terms = VCLoss(Loss(), cfg)(model(batch), batch)
     terms[term].backward()
     encoder_grad = any(
         p.grad is not None and p.grad.any()
@@ -174,7 +174,7 @@ def test_outputs_do_not_depend_on_batch_partners(cfg, r):
 @pytest.mark.parametrize(("cfg", "r"), ROBUST)
 def test_garbage_padding_changes_no_loss(cfg, r):
     model, batch = _model(cfg, r).eval(), _batch(r, seed=4)
-    loss = VCLoss(Loss())
+    loss = VCLoss(Loss(), cfg)
     with torch.no_grad():
         _, clean = loss(model(batch), batch)
         padded = _garbage(batch, 3, r)
