@@ -103,10 +103,10 @@ def tiny_config(
     Args:
         stack (str): ``conformer`` or ``transformer`` (encoder and decoder).
         pos_enc (str): ``rel`` or ``abs``.
-        pitch (str): pitch predictor type, ``conv`` or ``ar``.
+        pitch (str): pitch predictor type, ``conv``, ``ar`` or ``arnar``.
         prosody (str): ``none`` or ``gmm``.
         use_global (bool): wGMM global embedding.
-        zoneout (float): zoneout of the ar pitch LSTM.
+        zoneout (float): zoneout of the ar/arnar pitch LSTM.
         hidden (int): model width.
 
     Returns:

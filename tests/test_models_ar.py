@@ -110,8 +110,9 @@ def test_stop_gradient_keeps_loss_off_the_input():
         assert (inp.grad is not None and inp.grad.abs().sum() > 0) == expect_grad
 
 
-def test_model_inference_uses_the_loop_and_masks_padding():
-    cfg = tiny_config(pitch="ar")
+@pytest.mark.parametrize("pitch", ["ar", "arnar"])
+def test_model_inference_uses_the_loop_and_masks_padding(pitch):
+    cfg = tiny_config(pitch=pitch)
     torch.manual_seed(0)
     model = build_model(cfg, n_mels=4, reduction_factor=2)
     with torch.no_grad():

@@ -28,6 +28,8 @@ HEADS = [
     ("ar", "none", False),
     ("ar", "gmm", False),
     ("ar", "gmm", True),
+    ("arnar", "none", False),
+    ("arnar", "gmm", True),
 ]
 VARIANTS = [(s, p, "conv", "none", False, r) for s, p in STACKS for r in (1, 2)] + [
     ("conformer", "rel", *head, r) for head in HEADS[1:] for r in (1, 2)
@@ -64,8 +66,9 @@ def test_forward_backward(stack, pos_enc, pitch, prosody, use_global, r):
     assert not missing, f"no gradient reached {missing}"
 
 
-def test_mixed_encoder_decoder_and_ar_zoneout():
-    cfg = tiny_config("transformer", "abs", "ar", zoneout=0.2)
+@pytest.mark.parametrize("pitch", ["ar", "arnar"])
+def test_mixed_encoder_decoder_and_ar_zoneout(pitch):
+    cfg = tiny_config("transformer", "abs", pitch, zoneout=0.2)
     cfg.decoder = replace(cfg.decoder, type="conformer", pos_enc="rel")
     model, batch = _model(cfg, 2), _batch(2)
     out = model(batch)
@@ -83,6 +86,7 @@ ENCODER_SIDE = ("input_proj", "src_pitch_embed", "src_energy_embed", "encoder")
         ("duration_predictor", "conv", "duration"),
         ("pitch_predictor", "conv", "pitch"),
         ("pitch_predictor", "ar", "pitch"),
+        ("pitch_predictor", "arnar", "pitch"),
         ("energy_predictor", "conv", "energy"),
     ],
 )
@@ -150,6 +154,7 @@ ROBUST = [
     (tiny_config("conformer", "rel", "ar", "gmm", True, zoneout=0.1), 2),
     (tiny_config("transformer", "abs", "conv", "gmm"), 1),
     (tiny_config("conformer", "abs", "conv"), 2),
+    (tiny_config("conformer", "rel", "arnar", "gmm", zoneout=0.1), 2),
 ]
 
 

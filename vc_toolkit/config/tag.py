@@ -54,10 +54,17 @@ class ARPitch:
 
 @dataclass(kw_only=True)
 class PitchPredictor(Predictor):
-    """Pitch predictor: conv stack (``conv``) or conv + autoregressive LSTM (``ar``)."""
+    """Pitch predictor: conv stack (``conv``) or conv + autoregressive LSTM (``ar``, ``arnar``).
 
-    type: Literal["conv", "ar"] = opt("conv", "conv (FastSpeech2) or ar (autoregressive)")
-    ar: ARPitch = sub(ARPitch, "settings of the ar head")
+    ``arnar`` is autoregressive within each sentence segment only (the state restarts at
+    every segment); it shares the ``ar`` settings block.
+    """
+
+    type: Literal["conv", "ar", "arnar"] = opt(
+        "conv",
+        "conv (FastSpeech2), ar (autoregressive) or arnar (autoregressive within each segment)",
+    )
+    ar: ARPitch = sub(ARPitch, "settings of the ar and arnar heads")
 
 
 @dataclass(kw_only=True)

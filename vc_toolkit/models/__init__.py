@@ -8,7 +8,7 @@ parts (:mod:`vc_toolkit.models.registry`), in the order of the config's choices.
 from vc_toolkit.models import variance  # noqa: F401  (registers conv)
 
 # isort: split
-from vc_toolkit.models import ar_pitch  # noqa: F401  (registers ar)
+from vc_toolkit.models import ar_pitch, arnar_pitch  # noqa: F401  (registers ar, arnar)
 
 # isort: split
 from vc_toolkit.models import prosody  # noqa: F401  (registers none, gmm)

@@ -29,7 +29,7 @@ Example:
     >>> PITCH_PREDICTORS.get("lstm")
     Traceback (most recent call last):
     ...
-    ValueError: model.pitch_predictor.type: unknown choice 'lstm' (choices: 'conv', 'ar')
+    ValueError: model.pitch_predictor.type: unknown choice 'lstm' (choices: 'conv', 'ar', 'arnar')
 """
 
 from __future__ import annotations
