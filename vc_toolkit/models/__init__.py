@@ -1,19 +1,14 @@
 """FastSpeech2-style voice-conversion model, its predictors and its loss.
 
-Importing the package registers every choice of the model's interchangeable
-parts (:mod:`vc_toolkit.models.registry`), in the order of the config's choices.
+Importing the package imports every module in it, so each registered choice of
+the model's interchangeable parts (the ``@PITCH_PREDICTORS.register`` and
+``@PROSODY.register`` decorators, :mod:`vc_toolkit.models.registry`) is known
+without a list to keep: a new predictor module needs no import line.
 """
 
-# isort: split
-from vc_toolkit.models import variance  # noqa: F401  (registers conv)
+import importlib
+import pkgutil
 
-# isort: split
-from vc_toolkit.models import ar_pitch, arnar_pitch  # noqa: F401  (registers ar, arnar)
-
-# isort: split
-from vc_toolkit.models import prosody  # noqa: F401  (registers none, gmm)
-
-# isort: split
 from vc_toolkit.models.fastspeech2vc import FastSpeech2VC, build_model
 from vc_toolkit.models.loss import VCLoss
 from vc_toolkit.models.registry import (
@@ -27,6 +22,10 @@ from vc_toolkit.models.registry import (
     loss_sources,
     loss_terms,
 )
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+del _module
 
 __all__ = [
     "PITCH_PREDICTORS",
