@@ -120,7 +120,7 @@ def _energy_loss(outputs: dict[str, Tensor], batch: Batch) -> Tensor:
     return masked_mse(outputs["energy"], batch.tgt_energy, outputs["tgt_mask"])
 
 
-def _targets_ids(ids: Tensor, durations: Tensor, max_len: int | None = None) -> Tensor:
+def _target_ids(ids: Tensor, durations: Tensor, max_len: int | None = None) -> Tensor:
     """Source segment ids (B, Ls) repeated by the durations → target segment ids (B, Lt)."""
     return regulate_length(ids[..., None], durations, max_len)[0][..., 0]
 
@@ -270,7 +270,7 @@ class FastSpeech2VC(nn.Module):
         durations[:, :width] = batch.duration[:, :width]
         durations = durations.masked_fill(~src_mask, 0)
         x, _ = regulate_length(enc, durations, tgt_mel.shape[1])
-        pitch_ids = _targets_ids(src_ids, durations, tgt_mel.shape[1])
+        pitch_ids = _target_ids(src_ids, durations, tgt_mel.shape[1])
         pitch_target = stack_frames(batch.tgt_lf0, r)
         energy_target = stack_frames(batch.tgt_energy, r)
         pitch = self.pitch_predictor(x, tgt_mask, pitch_target, pitch_ids)
@@ -360,7 +360,7 @@ class FastSpeech2VC(nn.Module):
         x, lens_reduced = regulate_length(enc, durations)
         mask = lengths_to_mask(lens_reduced, x.shape[1])
         frame_mask = lengths_to_mask(lens_reduced * r, x.shape[1] * r)
-        pitch = self.pitch_predictor.infer(x, mask, _targets_ids(ids, durations, x.shape[1]))
+        pitch = self.pitch_predictor.infer(x, mask, _target_ids(ids, durations, x.shape[1]))
         if pitch_scale != 1.0:
             mean, std = _stat(stats, "tgt_lf0_mean"), _stat(stats, "tgt_lf0_std")
             pitch = rescale_log(pitch, pitch_scale, mean, std).masked_fill(~mask[..., None], 0)
