@@ -1,4 +1,8 @@
-"""Shared fixtures: throw-away recipe roots, config writers and test audio."""
+"""Shared fixtures: throw-away recipe roots, config writers and test audio.
+
+The tiny configs live in :mod:`factories`; ``TINY_SPK``, ``TINY_TAG`` and ``tiny_hifigan``
+are re-exported here for ``from conftest import ...``.
+"""
 
 from __future__ import annotations
 
@@ -9,68 +13,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import yaml
+from factories import TINY_SPK, TINY_TAG, tiny_hifigan  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
-
-TINY_SPK = {
-    "note": "tiny demo corpus for tests",
-    "corpus": {"name": "demo", "num_utts": 10},
-    "sample_rate": 16000,
-    "reduction_factor": 2,
-    "split": {"dev": 2, "eval": 2, "seed": 0},
-    "trim": {
-        "silence_thresh_h": -50,
-        "silence_thresh_t": -60,
-        "chunk_size": 10,
-        "min_silence_len": 150,
-    },
-    "feats": {
-        "mel": {"n_fft": 512, "win_length": 512, "hop_length": 160, "n_mels": 20, "fmax": 7600},
-        "pitch": {"f0_floor": 60, "f0_ceil": 500},
-    },
-}
-
-
-TINY_TAG = {
-    "spk": "tiny",
-    "note": "tiny model for tests",
-    "model": {
-        "hidden": 32,
-        "encoder": {"layers": 1, "heads": 2, "ff_expansion": 2, "kernel_size": 3},
-        "decoder": {"layers": 1, "heads": 2, "ff_expansion": 2, "kernel_size": 3},
-        "duration_predictor": {"layers": 1, "channels": 32},
-        "pitch_predictor": {"layers": 1, "channels": 32, "ar": {"lstm_hidden": 32, "zoneout": 0.0}},
-        "energy_predictor": {"layers": 1, "channels": 32},
-        "prosody": {"dim": 4, "num_gaussians": 2, "extractor_channels": 16, "gru_hidden": 16},
-        "postnet": {"layers": 2, "channels": 32},
-    },
-    "train": {
-        "batch_size": 2,
-        "group_size": 2,
-        "epochs": 2,
-        "seed": 7,
-        "num_threads": 1,
-        "eval_interval": 1,
-        "ckpt_interval": 1,
-        "dev_images": 0,
-        "scheduler": {"peak_lr": 2.0e-3, "warm_up_step": 4, "ref_batch_size": 2},
-    },
-}
-
-
-def tiny_hifigan():
-    """A HiFi-GAN generator shape for the tiny spk: 20 mels, hop 160 = 5 * 4 * 8."""
-    from vc_toolkit.vocoder.hifigan_generator import GeneratorConfig
-
-    return GeneratorConfig(
-        num_mels=20,
-        upsample_rates=(5, 4, 8),
-        upsample_kernel_sizes=(11, 8, 16),
-        upsample_initial_channel=16,
-        resblock="2",
-        resblock_kernel_sizes=(3,),
-        resblock_dilation_sizes=((1,),),
-    )
 
 
 def write_conf(root: Path, kind: str, name: str, data: dict | str) -> Path:

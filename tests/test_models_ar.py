@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from factories import tiny_config
 
 from vc_toolkit.config.tag import ARPitch, PitchPredictor
 from vc_toolkit.models import build_model
 from vc_toolkit.models.ar_pitch import ARPitchPredictor
 from vc_toolkit.models.frames import lengths_to_mask
-from vc_toolkit.models.testing import tiny_config
 
 
 def _predictor(r=2, n_prev=1, layers=1, zoneout=0.0, dropout=0.0) -> ARPitchPredictor:
@@ -110,8 +110,9 @@ def test_stop_gradient_keeps_loss_off_the_input():
         assert (inp.grad is not None and inp.grad.abs().sum() > 0) == expect_grad
 
 
-def test_model_inference_uses_the_loop_and_masks_padding():
-    cfg = tiny_config(pitch="ar")
+@pytest.mark.parametrize("pitch", ["ar", "arnar"])
+def test_model_inference_uses_the_loop_and_masks_padding(pitch):
+    cfg = tiny_config(pitch=pitch)
     torch.manual_seed(0)
     model = build_model(cfg, n_mels=4, reduction_factor=2)
     with torch.no_grad():

@@ -8,11 +8,11 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from factories import random_batch, tiny_config
 
 from vc_toolkit.config.tag import Loss
 from vc_toolkit.data.batch import Batch
 from vc_toolkit.models import FastSpeech2VC, VCLoss, build_model
-from vc_toolkit.models.testing import random_batch, tiny_config
 
 N_MELS = 4
 STACKS = [
@@ -28,6 +28,8 @@ HEADS = [
     ("ar", "none", False),
     ("ar", "gmm", False),
     ("ar", "gmm", True),
+    ("arnar", "none", False),
+    ("arnar", "gmm", True),
 ]
 VARIANTS = [(s, p, "conv", "none", False, r) for s, p in STACKS for r in (1, 2)] + [
     ("conformer", "rel", *head, r) for head in HEADS[1:] for r in (1, 2)
@@ -56,7 +58,7 @@ def test_forward_backward(stack, pos_enc, pitch, prosody, use_global, r):
     model, batch = _model(cfg, r), _batch(r)
     out = model(batch)
     _check_shapes(out, batch, r)
-    total, terms = VCLoss(Loss())(out, batch)
+    total, terms = VCLoss(Loss(), cfg)(out, batch)
     assert torch.isfinite(total)
     assert ("gmm" in terms) == (prosody == "gmm") and ("global_gmm" in terms) == use_global
     total.backward()
@@ -64,13 +66,14 @@ def test_forward_backward(stack, pos_enc, pitch, prosody, use_global, r):
     assert not missing, f"no gradient reached {missing}"
 
 
-def test_mixed_encoder_decoder_and_ar_zoneout():
-    cfg = tiny_config("transformer", "abs", "ar", zoneout=0.2)
+@pytest.mark.parametrize("pitch", ["ar", "arnar"])
+def test_mixed_encoder_decoder_and_ar_zoneout(pitch):
+    cfg = tiny_config("transformer", "abs", pitch, zoneout=0.2)
     cfg.decoder = replace(cfg.decoder, type="conformer", pos_enc="rel")
     model, batch = _model(cfg, 2), _batch(2)
     out = model(batch)
     _check_shapes(out, batch, 2)
-    VCLoss(Loss())(out, batch)[0].backward()
+    VCLoss(Loss(), cfg)(out, batch)[0].backward()
     assert model.pitch_predictor.lstm.weight_hh_l0.grad.any()
 
 
@@ -83,6 +86,7 @@ ENCODER_SIDE = ("input_proj", "src_pitch_embed", "src_energy_embed", "encoder")
         ("duration_predictor", "conv", "duration"),
         ("pitch_predictor", "conv", "pitch"),
         ("pitch_predictor", "ar", "pitch"),
+        ("pitch_predictor", "arnar", "pitch"),
         ("energy_predictor", "conv", "energy"),
     ],
 )
@@ -91,7 +95,7 @@ def test_stop_gradient_keeps_a_predictor_loss_off_the_encoder(name, pitch, term,
     cfg = tiny_config(pitch=pitch)
     setattr(cfg, name, replace(getattr(cfg, name), stop_gradient=stop))
     model, batch = _model(cfg, 2), _batch(2)
-    _, terms = VCLoss(Loss())(model(batch), batch)
+    _, terms = VCLoss(Loss(), cfg)(model(batch), batch)
     terms[term].backward()
     encoder_grad = any(
         p.grad is not None and p.grad.any()
@@ -150,6 +154,7 @@ ROBUST = [
     (tiny_config("conformer", "rel", "ar", "gmm", True, zoneout=0.1), 2),
     (tiny_config("transformer", "abs", "conv", "gmm"), 1),
     (tiny_config("conformer", "abs", "conv"), 2),
+    (tiny_config("conformer", "rel", "arnar", "gmm", zoneout=0.1), 2),
 ]
 
 
@@ -174,7 +179,7 @@ def test_outputs_do_not_depend_on_batch_partners(cfg, r):
 @pytest.mark.parametrize(("cfg", "r"), ROBUST)
 def test_garbage_padding_changes_no_loss(cfg, r):
     model, batch = _model(cfg, r).eval(), _batch(r, seed=4)
-    loss = VCLoss(Loss())
+    loss = VCLoss(Loss(), cfg)
     with torch.no_grad():
         _, clean = loss(model(batch), batch)
         padded = _garbage(batch, 3, r)

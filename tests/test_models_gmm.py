@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from factories import tiny_gmm_prosody
 from scipy.special import logsumexp, softmax
 from scipy.stats import multivariate_normal
 
-from vc_toolkit.config.tag import Prosody
 from vc_toolkit.models.frames import lengths_to_mask
 from vc_toolkit.models.prosody import (
     MixtureHead,
@@ -105,17 +105,7 @@ def test_segment_ids_without_segments_is_one_segment():
 
 def _module(use_global=False, stop_gradient=True, hidden=8):
     torch.manual_seed(0)
-    cfg = Prosody(
-        type="gmm",
-        dim=3,
-        num_gaussians=2,
-        extractor_channels=6,
-        extractor_layers=1,
-        extractor_kernel=3,
-        gru_hidden=5,
-        use_global=use_global,
-        stop_gradient=stop_gradient,
-    )
+    cfg = tiny_gmm_prosody(use_global=use_global, stop_gradient=stop_gradient)
     return ProsodyModule(hidden, mel_dim=4, cfg=cfg)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from vc_toolkit.config.tag import LOSS_NAMES, Loss
+from vc_toolkit.config.tag import LOSS_NAMES, Loss, ModelConfig, Prosody
 from vc_toolkit.data.batch import Batch
 from vc_toolkit.models import VCLoss
 
@@ -131,6 +131,9 @@ def test_garbage_padding_changes_no_loss_and_gets_no_gradient():
     assert not dirty_out["log_duration"].grad[~dirty_out["src_mask"]].any()
 
 
+GMM_GLOBAL = ModelConfig(prosody=Prosody(type="gmm", use_global=True))
+
+
 def _with_mixtures(batch: Batch) -> dict:
     out = _outputs(batch)
     # one standard-normal component per segment: NLL = sum_d (x_d^2 / 2 + log(2 pi) / 2)
@@ -150,7 +153,7 @@ def test_mixture_terms_are_masked_mean_nll_and_weighted():
     batch = _batch()
     out = _with_mixtures(batch)
     weights = Loss(beta=0.1, g_beta=0.3)
-    total, terms = VCLoss(weights)(out, batch)
+    total, terms = VCLoss(weights, GMM_GLOBAL)(out, batch)
     c = math.log(2 * math.pi)  # two dimensions, half each
     want_gmm = np.mean([0.5 + c, 2.0 + c, 1.0 + c])  # the padded segment is ignored
     want_global = np.mean([c, 2.0 + c])  # both components identical, any weights
@@ -165,6 +168,6 @@ def test_mixture_targets_are_detached():
     out = _with_mixtures(batch)
     out["prosody_target"].requires_grad_(True)
     out["gmm_means"].requires_grad_(True)
-    _, terms = VCLoss(Loss())(out, batch)
+    _, terms = VCLoss(Loss(), GMM_GLOBAL)(out, batch)
     terms["gmm"].backward()
     assert out["prosody_target"].grad is None and out["gmm_means"].grad.any()

@@ -2,7 +2,7 @@
 
 Model parts and vocoders are picked by name from a :class:`Registry` (in the
 spirit of espnet2's ``ClassChoices``) instead of ``if type == ...`` branches:
-the config names the choice (``model.pitch_predictor.type: ar``), the registry
+the config names the choice (``type: ar`` under ``model.pitch_predictor``), the registry
 maps the name to a class, and the class implements the slot's interface.
 Adding a variant is one class, one ``@REGISTRY.register("name")`` line and one
 config choice.
@@ -18,7 +18,7 @@ Example:
     ...     SHAPES.get("sqare")
     ... except ConfigError as err:
     ...     print(err)
-    unknown demo.shape 'sqare' (did you mean 'square'?); choices: square
+    demo.shape.type: unknown choice 'sqare' (did you mean 'square'?) (choices: 'square')
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ class Registry(Generic[T]):
     """Choices of one slot, in registration order.
 
     Args:
-        slot: The config key the choice comes from, e.g. ``"model.pitch_predictor"``
-            (used in messages).
+        slot: The config block whose ``type`` selects the class, e.g.
+            ``"model.pitch_predictor"`` (used in messages).
     """
 
     def __init__(self, slot: str) -> None:
@@ -49,8 +49,8 @@ class Registry(Generic[T]):
         ``cls.registry_name``)."""
 
         def add(cls: T) -> T:
-            if name in self._entries and self._entries[name] is not cls:
-                raise ValueError(f"{self.slot}: '{name}' is registered twice")
+            if name in self._entries:
+                raise ValueError(f"{self.slot}.type: {name!r} is already registered")
             self._entries[name] = cls
             cls.registry_name = name
             return cls
@@ -66,8 +66,9 @@ class Registry(Generic[T]):
         if name not in self._entries:
             close = difflib.get_close_matches(name, list(self._entries), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
+            choices = ", ".join(repr(c) for c in self._entries)
             raise ConfigError(
-                f"unknown {self.slot} '{name}'{hint}; choices: {', '.join(self._entries)}"
+                f"{self.slot}.type: unknown choice {name!r}{hint} (choices: {choices})"
             )
         return self._entries[name]
 
@@ -75,9 +76,15 @@ class Registry(Generic[T]):
         """Registered names, in registration order."""
         return tuple(self._entries)
 
-    def items(self) -> Iterator[tuple[str, T]]:
+    def __iter__(self) -> Iterator[tuple[str, T]]:
         """``(name, class)`` pairs, in registration order."""
         return iter(self._entries.items())
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.slot!r}, choices={list(self._entries)})"

@@ -49,6 +49,7 @@ def opt(
     min: float | None = None,
     max: float | None = None,
     factory: Any = dataclasses.MISSING,
+    **extra: Any,
 ) -> Any:
     """Declare a config field with help text and an optional numeric range.
 
@@ -58,11 +59,18 @@ def opt(
         min: Smallest allowed value (inclusive).
         max: Largest allowed value (inclusive).
         factory: Zero-argument callable producing the default.
+        **extra: Further metadata for code that reads the schema (e.g. ``term="gmm"``: the
+            loss term a weight applies to); ``build`` ignores it.
 
     Returns:
         A ``dataclasses.field``.
+
+    Example:
+        >>> f = opt(0.01, "weight", min=0, term="gmm")
+        >>> f.metadata["term"], f.metadata["min"]
+        ('gmm', 0)
     """
-    meta = {"help": help, "min": min, "max": max}
+    meta = {"help": help, "min": min, "max": max, **extra}
     if factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)

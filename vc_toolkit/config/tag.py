@@ -8,12 +8,10 @@ at the first run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal
 
 from vc_toolkit.config.core import opt, sub
-
-LOSS_NAMES = ("mel", "post_mel", "duration", "pitch", "energy", "gmm", "global_gmm", "total")
 
 
 @dataclass(kw_only=True)
@@ -56,10 +54,17 @@ class ARPitch:
 
 @dataclass(kw_only=True)
 class PitchPredictor(Predictor):
-    """Pitch predictor: conv stack (``conv``) or conv + autoregressive LSTM (``ar``)."""
+    """Pitch predictor: conv stack (``conv``) or conv + autoregressive LSTM (``ar``, ``arnar``).
 
-    type: Literal["conv", "ar"] = opt("conv", "conv (FastSpeech2) or ar (autoregressive)")
-    ar: ARPitch = sub(ARPitch, "settings of the ar head")
+    ``arnar`` is autoregressive within each sentence segment only (the state restarts at
+    every segment); it shares the ``ar`` settings block.
+    """
+
+    type: Literal["conv", "ar", "arnar"] = opt(
+        "conv",
+        "conv (FastSpeech2), ar (autoregressive) or arnar (autoregressive within each segment)",
+    )
+    ar: ARPitch = sub(ARPitch, "settings of the ar and arnar heads")
 
 
 @dataclass(kw_only=True)
@@ -176,6 +181,33 @@ class Scheduler:
 
 
 @dataclass(kw_only=True)
+class Loss:
+    """Loss weights: one field per loss term (``term`` metadata names it; default the field)."""
+
+    mel: float = opt(1.0, "weight of the mel L1 before the postnet", min=0)
+    post_mel: float = opt(1.0, "weight of the mel L1 after the postnet", min=0)
+    duration: float = opt(1.0, "weight of the log-duration MSE", min=0)
+    pitch: float = opt(1.0, "weight of the pitch MSE", min=0)
+    energy: float = opt(1.0, "weight of the energy MSE", min=0)
+    beta: float = opt(0.01, "weight of the segment prosody GMM NLL", min=0, term="gmm")
+    g_beta: float = opt(0.01, "weight of the global prosody GMM NLL", min=0, term="global_gmm")
+
+
+def loss_term_names() -> tuple[str, ...]:
+    """The loss term each :class:`Loss` field weights, in field order.
+
+    Example:
+        >>> loss_term_names()[-2:]
+        ('gmm', 'global_gmm')
+    """
+    return tuple(f.metadata.get("term", f.name) for f in fields(Loss))
+
+
+LOSS_NAMES = (*loss_term_names(), "total")
+"""Every dev-loss name: the weighted terms and their weighted sum ``total``."""
+
+
+@dataclass(kw_only=True)
 class Train:
     batch_size: int = opt(16, "utterances per optimizer step (per process)", min=1)
     group_size: int = opt(4, "batches sorted by length together (FastSpeech2 style)", min=1)
@@ -199,17 +231,6 @@ class Train:
     amp: bool = opt(False, "mixed precision (CUDA only)")
     log_interval: int = opt(10, "steps between text-log lines", min=1)
     dev_images: int = opt(2, "dev utterances drawn to TensorBoard", min=0)
-
-
-@dataclass(kw_only=True)
-class Loss:
-    mel: float = opt(1.0, "weight of the mel L1 before the postnet", min=0)
-    post_mel: float = opt(1.0, "weight of the mel L1 after the postnet", min=0)
-    duration: float = opt(1.0, "weight of the log-duration MSE", min=0)
-    pitch: float = opt(1.0, "weight of the pitch MSE", min=0)
-    energy: float = opt(1.0, "weight of the energy MSE", min=0)
-    beta: float = opt(0.01, "weight of the segment prosody GMM NLL", min=0)
-    g_beta: float = opt(0.01, "weight of the global prosody GMM NLL", min=0)
 
 
 @dataclass(kw_only=True)

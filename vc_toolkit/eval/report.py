@@ -26,6 +26,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,21 @@ class TagRecord:
                 return default
             node = node[part]
         return node
+
+    @cached_property
+    def choices(self) -> dict[str, str]:
+        """Report labels of the model's parts (``pitch``, ``prosody``); empty if unreadable."""
+        from vc_toolkit.config import ConfigError, build
+        from vc_toolkit.config.tag import ModelConfig
+        from vc_toolkit.models import describe
+
+        model = (self.config or {}).get("model")
+        if not isinstance(model, dict):
+            return {}
+        try:
+            return describe(build(ModelConfig, model))
+        except (ConfigError, ValueError):
+            return {}
 
     @property
     def eval_checkpoint(self) -> str | None:
@@ -171,9 +187,9 @@ def _best(loss: str) -> Callable[[TagRecord], Any]:
     return lambda r: (((r.summary or {}).get("best") or {}).get("losses") or {}).get(loss)
 
 
-def _prosody(r: TagRecord) -> str | None:
-    kind = r.get("model.prosody.type")
-    return f"{kind}+global" if kind == "gmm" and r.get("model.prosody.use_global") else kind
+def _choice(part: str) -> Callable[[TagRecord], Any]:
+    """The report label of a model part (``pitch``, ``prosody``) from the model registry."""
+    return lambda r: r.choices.get(part)
 
 
 def _warmup(r: TagRecord) -> str | None:
@@ -200,22 +216,30 @@ def _dec2(v: Any, r: TagRecord) -> str:
     return f"{v:.2f}"
 
 
+def _loss_columns() -> list[Column]:
+    """One column per dev loss the model registry gives a header (best dev value)."""
+    from vc_toolkit.models import all_loss_terms
+
+    taken = {"pitch", "prosody"}  # the choice columns
+    return [
+        Column(f"{t.name}_loss" if t.name in taken else t.name, t.header, _best(t.name))
+        for t in all_loss_terms()
+        if t.header
+    ]
+
+
 COLUMNS: tuple[Column, ...] = (
     Column("tag", "tag", lambda r: r.tag),
     Column("spk", "spk", lambda r: r.get("spk") or (r.summary or {}).get("spk")),
     Column("pretrain", "pretrain", lambda r: r.get("pretrain.tag")),
-    Column("pitch", "pitch", lambda r: r.get("model.pitch_predictor.type")),
-    Column("prosody", "prosody", _prosody),
+    Column("pitch", "pitch", _choice("pitch")),
+    Column("prosody", "prosody", _choice("prosody")),
     Column("batch", "batch", lambda r: r.get("train.batch_size")),
     Column("group", "group", lambda r: r.get("train.group_size")),
     Column("warmup", "warmup", _warmup),
     Column("epochs", "epochs", _summary("epochs_done"), _epochs_text),
     Column("sec_per_epoch", "s/ep", _summary("seconds_per_epoch"), _seconds),
-    Column("post_mel", "dev post_mel", _best("post_mel")),
-    Column("pitch_loss", "dev pitch", _best("pitch")),
-    Column("energy", "dev energy", _best("energy")),
-    Column("duration", "dev dur", _best("duration")),
-    Column("gmm", "dev gmm", _best("gmm")),
+    *_loss_columns(),
     Column("eval_ckpt", "eval ckpt", lambda r: r.eval_checkpoint),
     Column("mcd", "MCD", lambda r: r.eval_mean("mcd"), _dec2),
     Column("f0_rmse", "F0 RMSE", lambda r: r.eval_mean("f0_rmse_hz"), _hz),

@@ -21,14 +21,17 @@ from vc_toolkit.paths import checkpoint_label
 from vc_toolkit.plots import plt
 from vc_toolkit.records import read_history
 
-LOSSES = ("post_mel", "pitch", "energy", "duration")
 
-
-def loss_curves(exp_dirs: list[Path], out: Path, losses: tuple[str, ...] = LOSSES) -> Path:
+def loss_curves(exp_dirs: list[Path], out: Path, losses: tuple[str, ...] | None = None) -> Path:
     """Write the loss curves of the tags in ``exp_dirs`` (``exp/<T>``) to ``out`` (PNG).
 
-    Only the ``losses`` some tag logged are drawn (one panel each).
+    Only the ``losses`` some tag logged are drawn (one panel each); default: the dev
+    losses the model registry shows in the leaderboard.
     """
+    if losses is None:
+        from vc_toolkit.models import all_loss_terms
+
+        losses = tuple(t.name for t in all_loss_terms() if t.header)
     histories = {d.name: read_history(d) for d in exp_dirs}
     logged = {
         k

@@ -186,7 +186,8 @@ class Converter:
 
     def acoustic(self, items: list[dict]) -> list[dict]:
         """Normalised source items → per utterance ``mel`` (T, n_mels), ``lf0``, ``energy`` (T,)
-        denormalised with the target statistics, ``duration`` (Ls,) int32 (and ``prosody``)."""
+        denormalised with the target statistics, ``duration`` (Ls,) int32, and the model's
+        per-segment outputs (:attr:`FastSpeech2VC.segment_outputs`, e.g. wGMM ``prosody``)."""
         inf, st = self.infer, self.bundle.stats
 
         def add(seconds: float) -> None:
@@ -220,8 +221,8 @@ class Converter:
                 "energy": denormalize_energy(out["energy"][i, :t].numpy(), st, side="tgt"),
                 "duration": out["duration"][i, :ls].numpy().astype(np.int32),
             }
-            if "prosody" in out:
-                res["prosody"] = out["prosody"][i, : len(it["src_seg"])].numpy()
+            for key in self.model.segment_outputs:  # per-segment choices of the model's parts
+                res[key] = out[key][i, : len(it["src_seg"])].numpy()
             results.append(res)
         return results
 

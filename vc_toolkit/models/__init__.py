@@ -1,6 +1,47 @@
-"""FastSpeech2-style voice-conversion model, its predictors and its loss."""
+"""FastSpeech2-style voice-conversion model, its predictors and its loss.
+
+Importing the package imports every module in it, so each registered choice of
+the model's interchangeable parts (the ``@PITCH_PREDICTORS.register`` and
+``@PROSODY.register`` decorators, :mod:`vc_toolkit.models.registry`) is known
+without a list to keep: a new predictor module needs no import line.
+"""
+
+import importlib
+import pkgutil
 
 from vc_toolkit.models.fastspeech2vc import FastSpeech2VC, build_model
 from vc_toolkit.models.loss import VCLoss
+from vc_toolkit.models.registry import (
+    PITCH_PREDICTORS,
+    PROSODY,
+    LossTerm,
+    Registry,
+    all_loss_names,
+    all_loss_terms,
+    describe,
+    loss_names,
+    loss_slots,
+    loss_sources,
+    loss_terms,
+)
 
-__all__ = ["FastSpeech2VC", "VCLoss", "build_model"]
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+del _module
+
+__all__ = [
+    "PITCH_PREDICTORS",
+    "PROSODY",
+    "FastSpeech2VC",
+    "LossTerm",
+    "Registry",
+    "VCLoss",
+    "all_loss_names",
+    "all_loss_terms",
+    "build_model",
+    "describe",
+    "loss_names",
+    "loss_slots",
+    "loss_sources",
+    "loss_terms",
+]

@@ -19,6 +19,11 @@ ordinary LSTM over the front-end output — exactly the same recursion, run by
 PyTorch's fused LSTM kernel when zoneout is 0, or by a short cell loop with
 about half the operations per frame otherwise (:meth:`ARPitchPredictor.generate`).
 
+Registered as ``model.pitch_predictor.type: ar``. The LSTM decoding runs on
+given front-end features (:meth:`ARPitchPredictor.decode_forced`,
+:meth:`ARPitchPredictor.decode`), so a variant may arrange the sequences it
+decodes differently (``arnar``: :mod:`vc_toolkit.models.arnar_pitch`).
+
 Example:
     >>> import torch
     >>> from vc_toolkit.config.tag import PitchPredictor, ARPitch
@@ -36,12 +41,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vc_toolkit.config.tag import PitchPredictor
+from vc_toolkit.models.interfaces import PitchPredictorBase
 from vc_toolkit.models.layers import ConvStack
+from vc_toolkit.models.registry import PITCH_PREDICTORS
 
 State = list[tuple[Tensor, Tensor]]
 
 
-class ARPitchPredictor(nn.Module):
+@PITCH_PREDICTORS.register("ar")
+class ARPitchPredictor(PitchPredictorBase):
     """Conv front-end + LSTM pitch head, ``r`` values per reduced frame.
 
     Args:
@@ -115,28 +123,54 @@ class ARPitchPredictor(nn.Module):
         shape = (x.shape[0], self.lstm.hidden_size)
         return [(x.new_zeros(shape), x.new_zeros(shape)) for _ in range(self.lstm.num_layers)]
 
-    def forward(self, x: Tensor, mask: Tensor, target: Tensor) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        mask: Tensor,
+        target: Tensor | None = None,
+        seg_ids: Tensor | None = None,
+    ) -> Tensor:
         """Teacher-forced prediction.
 
         Args:
             x (Tensor): hidden sequence at reduced target frames, (B, L, in_dim).
             mask (Tensor): real frames, (B, L) bool.
-            target (Tensor): ground-truth normalised log-F0, (B, L, r).
+            target (Tensor | None): ground-truth normalised log-F0, (B, L, r); ``None``:
+                free-running (:meth:`generate`).
+            seg_ids (Tensor | None): ignored (one sequence per utterance).
 
         Returns:
             Tensor: predicted pitch, (B, L, r), zero on padding.
         """
-        inputs = torch.cat([self._front(x, mask), self.history(target)], dim=-1)
+        if target is None:
+            return self.generate(x, mask)
+        return self.decode_forced(self._front(x, mask), target).masked_fill(~mask[..., None], 0.0)
+
+    def infer(self, x: Tensor, mask: Tensor, seg_ids: Tensor | None = None) -> Tensor:
+        """Autoregressive prediction (:meth:`generate`); ``seg_ids`` ignored."""
+        return self.generate(x, mask)
+
+    def decode_forced(self, front: Tensor, target: Tensor) -> Tensor:
+        """Teacher-forced LSTM decoding of front-end features, each row from a zero state.
+
+        Args:
+            front (Tensor): front-end output, (N, L, channels).
+            target (Tensor): pitch fed back, (N, L, r).
+
+        Returns:
+            Tensor: pitch, (N, L, r) (not masked).
+        """
+        inputs = torch.cat([front, self.history(target)], dim=-1)
         if self.zoneout == 0:
             out, _ = self.lstm(inputs)
         else:
             w_ih, b_ih, _, _ = self._weights(0)
-            gates_in, state, outs = F.linear(inputs, w_ih, b_ih), self._zero_state(x), []
+            gates_in, state, outs = F.linear(inputs, w_ih, b_ih), self._zero_state(front), []
             for t in range(inputs.shape[1]):
                 h, state = self._step(gates_in[:, t], state)
                 outs.append(h)
             out = torch.stack(outs, dim=1)
-        return self.proj(self.dropout(out)).masked_fill(~mask[..., None], 0.0)
+        return self.proj(self.dropout(out))
 
     def foldable(self) -> bool:
         """Whether :meth:`generate` may fold the feedback into the recurrence (see module doc)."""
@@ -160,10 +194,22 @@ class ARPitchPredictor(nn.Module):
         """
         if x.shape[1] == 0:
             return x.new_zeros(x.shape[0], 0, self.r)
-        front = self._front(x, mask)
+        return self.decode(self._front(x, mask), teacher, fold).masked_fill(~mask[..., None], 0.0)
+
+    def decode(self, front: Tensor, teacher: Tensor | None = None, fold: bool = True) -> Tensor:
+        """Autoregressive LSTM decoding of front-end features, each row from a zero state.
+
+        Args:
+            front (Tensor): front-end output, (N, L, channels), ``L >= 1``.
+            teacher (Tensor | None): values fed back instead of the predictions, (N, L, r).
+            fold (bool): as in :meth:`generate`.
+
+        Returns:
+            Tensor: pitch, (N, L, r) (not masked).
+        """
         if teacher is None and fold and self.foldable():
-            return self._generate_folded(front).masked_fill(~mask[..., None], 0.0)
-        return self._generate_loop(front, teacher).masked_fill(~mask[..., None], 0.0)
+            return self._generate_folded(front)
+        return self._generate_loop(front, teacher)
 
     def _generate_folded(self, front: Tensor) -> Tensor:
         """Evaluation-mode decoding with the feedback folded into the recurrence, (B, L, r)."""

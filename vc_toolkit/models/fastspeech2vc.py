@@ -10,6 +10,13 @@ give ``r`` target mel frames per reduced frame, refined by a residual conv
 postnet [Shen et al., "Tacotron 2", ICASSP 2018]. Optional wGMM segment
 prosody (:mod:`vc_toolkit.models.prosody`) is added to the encoder output.
 
+The pitch predictor and the prosody module are chosen by name from their
+registries (:mod:`vc_toolkit.models.registry`); this skeleton declares the
+loss terms every model has (``mel``, ``post_mel``, ``duration``, ``energy``)
+and where the parts' own terms go (:meth:`FastSpeech2VC.loss_terms`). Every
+reduced target frame gets the index of its sentence segment (the source
+segments mapped through the durations) for the pitch predictor.
+
 Example:
     >>> import torch
     >>> from vc_toolkit.config.tag import ModelConfig, Stack, Postnet
@@ -33,7 +40,6 @@ from torch import Tensor, nn
 
 from vc_toolkit.config.tag import ModelConfig, Postnet
 from vc_toolkit.data.batch import Batch
-from vc_toolkit.models.ar_pitch import ARPitchPredictor
 from vc_toolkit.models.blocks import BlockStack
 from vc_toolkit.models.frames import (
     check_multiple,
@@ -43,7 +49,9 @@ from vc_toolkit.models.frames import (
     unstack_frames,
 )
 from vc_toolkit.models.layers import MaskedConv, RelPositionAttention
-from vc_toolkit.models.prosody import ProsodyModule, segment_ids
+from vc_toolkit.models.loss import masked_l1, masked_mse
+from vc_toolkit.models.prosody import segment_ids
+from vc_toolkit.models.registry import PITCH_PREDICTORS, PROSODY, LossTerm
 from vc_toolkit.models.variance import ValueEmbedding, VariancePredictor, regulate_length
 
 
@@ -95,6 +103,28 @@ def rescale_log(x: Tensor, scale: float, mean: float, std: float) -> Tensor:
     return ((x * std + mean + math.log(scale)) - mean) / std
 
 
+def _mel_loss(outputs: dict[str, Tensor], batch: Batch) -> Tensor:
+    return masked_l1(outputs["mel"], batch.tgt_mel, outputs["tgt_mask"])
+
+
+def _post_mel_loss(outputs: dict[str, Tensor], batch: Batch) -> Tensor:
+    return masked_l1(outputs["post_mel"], batch.tgt_mel, outputs["tgt_mask"])
+
+
+def _duration_loss(outputs: dict[str, Tensor], batch: Batch) -> Tensor:
+    duration = batch.duration.to(outputs["log_duration"].dtype)
+    return masked_mse(outputs["log_duration"], torch.log1p(duration), outputs["src_mask"])
+
+
+def _energy_loss(outputs: dict[str, Tensor], batch: Batch) -> Tensor:
+    return masked_mse(outputs["energy"], batch.tgt_energy, outputs["tgt_mask"])
+
+
+def _target_ids(ids: Tensor, durations: Tensor, max_len: int | None = None) -> Tensor:
+    """Source segment ids (B, Ls) repeated by the durations → target segment ids (B, Lt)."""
+    return regulate_length(ids[..., None], durations, max_len)[0][..., 0]
+
+
 class FastSpeech2VC(nn.Module):
     """FastSpeech2-style VC model.
 
@@ -103,6 +133,14 @@ class FastSpeech2VC(nn.Module):
         n_mels (int): mel bins.
         reduction_factor (int): frames per reduced frame ``r``.
     """
+
+    CORE_LOSS_TERMS = (
+        LossTerm("mel", "mel", _mel_loss),
+        LossTerm("post_mel", "post_mel", _post_mel_loss, header="dev post_mel"),
+        LossTerm("duration", "duration", _duration_loss, header="dev dur"),
+        LossTerm("energy", "energy", _energy_loss, header="dev energy"),
+    )
+    """Terms of every model: mel L1 before/after the postnet, log-duration and energy MSE."""
 
     def __init__(self, cfg: ModelConfig, n_mels: int, reduction_factor: int) -> None:
         super().__init__()
@@ -117,15 +155,10 @@ class FastSpeech2VC(nn.Module):
             self.src_pitch_embed = ValueEmbedding(r, h, cfg.pitch_predictor.embed_kernel_size)
             self.src_energy_embed = ValueEmbedding(r, h, cfg.energy_predictor.embed_kernel_size)
         self.encoder = BlockStack(cfg.encoder, h)
-        self.prosody = (
-            ProsodyModule(h, n_mels * r, cfg.prosody) if cfg.prosody.type == "gmm" else None
-        )
+        self.prosody = PROSODY.get(cfg.prosody.type)(h, n_mels * r, cfg.prosody)
         self.duration_predictor = VariancePredictor(h, cfg.duration_predictor, 1)
         pitch_cfg = cfg.pitch_predictor
-        if pitch_cfg.type == "ar":
-            self.pitch_predictor = ARPitchPredictor(h, pitch_cfg, r)
-        else:
-            self.pitch_predictor = VariancePredictor(h, pitch_cfg, r)
+        self.pitch_predictor = PITCH_PREDICTORS.get(pitch_cfg.type)(h, pitch_cfg, r)
         self.pitch_embed = ValueEmbedding(r, h, pitch_cfg.embed_kernel_size)
         self.energy_predictor = VariancePredictor(h, cfg.energy_predictor, r)
         self.energy_embed = ValueEmbedding(r, h, cfg.energy_predictor.embed_kernel_size)
@@ -144,6 +177,40 @@ class FastSpeech2VC(nn.Module):
                 nn.init.xavier_uniform_(module.bias_u)
                 nn.init.xavier_uniform_(module.bias_v)
 
+    @classmethod
+    def loss_terms(cls, cfg: ModelConfig) -> tuple[LossTerm, ...]:
+        """Terms of a model of ``cfg``: mel, post_mel, duration, pitch's, energy, prosody's."""
+        mel, post_mel, duration, energy = cls.CORE_LOSS_TERMS
+        pitch = PITCH_PREDICTORS.get(cfg.pitch_predictor.type).loss_terms(cfg.pitch_predictor)
+        prosody = PROSODY.get(cfg.prosody.type).loss_terms(cfg.prosody)
+        return (mel, post_mel, duration, *pitch, energy, *prosody)
+
+    @classmethod
+    def core_loss_names(cls) -> tuple[str, ...]:
+        """Names of :attr:`CORE_LOSS_TERMS`."""
+        return tuple(term.name for term in cls.CORE_LOSS_TERMS)
+
+    @classmethod
+    def all_loss_terms(cls) -> tuple[LossTerm, ...]:
+        """Every term any registered choice can produce, in :meth:`loss_terms` order."""
+        mel, post_mel, duration, energy = cls.CORE_LOSS_TERMS
+
+        def terms(registry) -> list[LossTerm]:
+            found = {t.name: t for _, part in registry for t in part.all_loss_terms()}
+            return list(found.values())
+
+        return (mel, post_mel, duration, *terms(PITCH_PREDICTORS), energy, *terms(PROSODY))
+
+    @classmethod
+    def all_loss_names(cls) -> tuple[str, ...]:
+        """Names of :meth:`all_loss_terms`."""
+        return tuple(term.name for term in cls.all_loss_terms())
+
+    @property
+    def segment_outputs(self) -> tuple[str, ...]:
+        """Names of the :meth:`infer` outputs with one row per source segment, (B, K, ...)."""
+        return self.prosody.segment_outputs
+
     def num_params(self, trainable_only: bool = False) -> int:
         """Number of parameters (only those with ``requires_grad`` if ``trainable_only``)."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
@@ -158,13 +225,6 @@ class FastSpeech2VC(nn.Module):
             x = x + self.src_pitch_embed(stack_frames(lf0, self.r), mask)
             x = x + self.src_energy_embed(stack_frames(energy, self.r), mask)
         return self.encoder(x.masked_fill(~mask[..., None], 0.0), mask), mask
-
-    def _predict_pitch(self, x: Tensor, mask: Tensor, target: Tensor | None) -> Tensor:
-        if isinstance(self.pitch_predictor, ARPitchPredictor):
-            if target is None:
-                return self.pitch_predictor.generate(x, mask)
-            return self.pitch_predictor(x, mask, target)
-        return self.pitch_predictor(x, mask)
 
     def _decode(self, x: Tensor, mask: Tensor, frame_mask: Tensor) -> tuple[Tensor, Tensor]:
         """Reduced hidden (B, Lt, hidden) → mel before and after the postnet, (B, Tt, n_mels)."""
@@ -188,9 +248,10 @@ class FastSpeech2VC(nn.Module):
             dict[str, Tensor]: ``mel`` and ``post_mel`` (B, Tt, n_mels); ``log_duration``
             (B, Ls) predicted ``log(d + 1)`` per reduced source frame; ``pitch`` and
             ``energy`` (B, Tt); ``src_mask`` (B, Ls) reduced and ``tgt_mask`` (B, Tt)
-            frame-rate bool masks. With gmm prosody also ``seg_mask`` (B, K) and the keys of
-            :meth:`ProsodyModule.forward` (``prosody_target``, ``gmm_logits``, ``gmm_means``,
-            ``gmm_log_scales`` and, with ``use_global``, the ``global_`` versions).
+            frame-rate bool masks; and the prosody module's outputs (gmm: ``seg_mask``
+            (B, K), ``prosody_target``, ``gmm_logits``, ``gmm_means``, ``gmm_log_scales``
+            and, with ``use_global``, the ``global_`` versions; see
+            :meth:`ProsodyModule.forward`).
         """
         r = self.r
         check_multiple(batch.tgt_lens, r, "tgt_lens")
@@ -200,23 +261,24 @@ class FastSpeech2VC(nn.Module):
         tgt_mask = reduced_mask(batch.tgt_lens, r, tgt_mel.shape[1])
         frame_mask = lengths_to_mask(batch.tgt_lens, n_frames)
         out: dict[str, Tensor] = {"src_mask": src_mask, "tgt_mask": frame_mask}
-        if self.prosody is not None:
-            src_ids, seg_mask = segment_ids(
-                batch.src_seg, batch.n_seg, src_mask.sum(1), src_mask.shape[1]
-            )
-            tgt_ids, _ = segment_ids(batch.tgt_seg, batch.n_seg, tgt_mask.sum(1), tgt_mask.shape[1])
-            enc, extra = self.prosody(
-                enc, src_mask, src_ids, seg_mask.shape[1], tgt_mel, tgt_mask, tgt_ids
-            )
-            out.update(extra, seg_mask=seg_mask)
+        src_ids, seg_mask = segment_ids(
+            batch.src_seg, batch.n_seg, src_mask.sum(1), src_mask.shape[1]
+        )
+        tgt_ids, _ = segment_ids(batch.tgt_seg, batch.n_seg, tgt_mask.sum(1), tgt_mask.shape[1])
+        enc, extra = self.prosody(
+            enc, src_mask, src_ids, seg_mask.shape[1], tgt_mel, tgt_mask, tgt_ids, seg_mask
+        )
+        out.update(extra)
         out["log_duration"] = self.duration_predictor(enc, src_mask)[..., 0]
         durations = torch.zeros_like(src_mask, dtype=torch.long)
         width = min(batch.duration.shape[1], durations.shape[1])
         durations[:, :width] = batch.duration[:, :width]
-        x, _ = regulate_length(enc, durations.masked_fill(~src_mask, 0), tgt_mel.shape[1])
+        durations = durations.masked_fill(~src_mask, 0)
+        x, _ = regulate_length(enc, durations, tgt_mel.shape[1])
+        pitch_ids = _target_ids(src_ids, durations, tgt_mel.shape[1])
         pitch_target = stack_frames(batch.tgt_lf0, r)
         energy_target = stack_frames(batch.tgt_energy, r)
-        pitch = self._predict_pitch(x, tgt_mask, pitch_target)
+        pitch = self.pitch_predictor(x, tgt_mask, pitch_target, pitch_ids)
         x = x + self.pitch_embed(pitch_target, tgt_mask)
         energy = self.energy_predictor(x, tgt_mask)
         x = x + self.energy_embed(energy_target, tgt_mask)
@@ -271,8 +333,9 @@ class FastSpeech2VC(nn.Module):
             dict[str, Tensor]: ``mel`` (post-net) and ``mel_before`` (B, Tt, n_mels), ``pitch``
             and ``energy`` (B, Tt) normalised, ``duration`` (B, Ls) reduced frames,
             ``log_duration`` (B, Ls) as predicted, ``tgt_lens`` (B,) frames
-            (``r * duration.sum(1)``), and with gmm prosody ``prosody`` (B, K, D) (plus
-            ``global_prosody`` (B, D)).
+            (``r * duration.sum(1)``), and the prosody module's outputs (gmm: ``prosody``
+            (B, K, D), plus ``global_prosody`` (B, D)); those with one row per segment are
+            named by :attr:`segment_outputs`.
         """
         for name, value in (("pitch_scale", pitch_scale), ("energy_scale", energy_scale)):
             if value <= 0:
@@ -294,19 +357,15 @@ class FastSpeech2VC(nn.Module):
         pitch_scale, energy_scale, duration_scale = scales
         r = self.r
         enc, src_mask = self._encode(mel, lf0, energy, lens)
-        out: dict[str, Tensor] = {}
-        if self.prosody is not None:
-            ids, seg_mask = segment_ids(seg, n_seg, src_mask.sum(1), src_mask.shape[1])
-            enc, extra = self.prosody.infer(
-                enc, src_mask, ids, seg_mask.shape[1], mode, temperature
-            )
-            out.update(extra)
+        ids, seg_mask = segment_ids(seg, n_seg, src_mask.sum(1), src_mask.shape[1])
+        enc, out = self.prosody.infer(enc, src_mask, ids, seg_mask.shape[1], mode, temperature)
+        out = dict(out)
         log_duration = self.duration_predictor(enc, src_mask)[..., 0]
         durations = self._durations(log_duration, src_mask, duration_scale)
         x, lens_reduced = regulate_length(enc, durations)
         mask = lengths_to_mask(lens_reduced, x.shape[1])
         frame_mask = lengths_to_mask(lens_reduced * r, x.shape[1] * r)
-        pitch = self._predict_pitch(x, mask, None)
+        pitch = self.pitch_predictor.infer(x, mask, _target_ids(ids, durations, x.shape[1]))
         if pitch_scale != 1.0:
             mean, std = _stat(stats, "tgt_lf0_mean"), _stat(stats, "tgt_lf0_std")
             pitch = rescale_log(pitch, pitch_scale, mean, std).masked_fill(~mask[..., None], 0)

@@ -9,9 +9,13 @@ changes a loss:
   [Ren et al., "FastSpeech 2", ICLR 2021];
 - ``gmm``, ``global_gmm``: negative log-likelihood of the extracted prosody
   embeddings under the predicted mixtures (per real segment / per utterance),
-  present only when the model outputs them;
+  with ``model.prosody.type: gmm`` (and ``use_global``);
 - ``total``: the weighted sum, weights from :class:`~vc_toolkit.config.tag.Loss`
   (``beta`` and ``g_beta`` for the two NLLs).
+
+Which terms a model has is declared by its parts
+(:func:`vc_toolkit.models.registry.loss_terms`); :class:`VCLoss` sums exactly
+those.
 
 Example:
     >>> import torch
@@ -22,13 +26,12 @@ Example:
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
-from vc_toolkit.config.tag import Loss
+from vc_toolkit.config.tag import Loss, ModelConfig
 from vc_toolkit.data.batch import Batch
 from vc_toolkit.models.frames import masked_mean
-from vc_toolkit.models.prosody import gmm_log_likelihood
+from vc_toolkit.models.registry import loss_terms
 
 
 def _crop(pred: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -50,15 +53,19 @@ def masked_mse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
 
 
 class VCLoss(nn.Module):
-    """Weighted sum of the VC training losses.
+    """Weighted sum of the loss terms a model declares.
 
     Args:
-        cfg (Loss): loss weights.
+        cfg (Loss): loss weights (each term is weighted by the field its ``weight`` names).
+        model (ModelConfig | None): the model whose terms are summed
+            (:func:`~vc_toolkit.models.registry.loss_terms`); ``None``: the default model
+            (``conv`` pitch, no prosody).
     """
 
-    def __init__(self, cfg: Loss) -> None:
+    def __init__(self, cfg: Loss, model: ModelConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg
+        self.terms = loss_terms(model if model is not None else ModelConfig())
 
     def forward(self, outputs: dict[str, Tensor], batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         """Compute the losses.
@@ -69,37 +76,10 @@ class VCLoss(nn.Module):
             batch (Batch): the batch the outputs were computed from.
 
         Returns:
-            tuple[Tensor, dict[str, Tensor]]: ``total`` and every term by its name in
-            ``LOSS_NAMES`` (``gmm``/``global_gmm`` only when the outputs carry mixtures).
+            tuple[Tensor, dict[str, Tensor]]: ``total`` and every declared term by its name
+            (in declaration order), then ``total``.
         """
-        src_mask, tgt_mask = outputs["src_mask"], outputs["tgt_mask"]
-        duration = batch.duration.to(outputs["log_duration"].dtype)
-        terms = {
-            "mel": masked_l1(outputs["mel"], batch.tgt_mel, tgt_mask),
-            "post_mel": masked_l1(outputs["post_mel"], batch.tgt_mel, tgt_mask),
-            "duration": masked_mse(outputs["log_duration"], torch.log1p(duration), src_mask),
-            "pitch": masked_mse(outputs["pitch"], batch.tgt_lf0, tgt_mask),
-            "energy": masked_mse(outputs["energy"], batch.tgt_energy, tgt_mask),
-        }
-        if "gmm_logits" in outputs:
-            terms["gmm"] = masked_mean(-self._log_likelihood(outputs, "gmm"), outputs["seg_mask"])
-        if "global_gmm_logits" in outputs:
-            terms["global_gmm"] = -self._log_likelihood(outputs, "global_gmm").mean()
-        weights = {
-            "mel": self.cfg.mel,
-            "post_mel": self.cfg.post_mel,
-            "duration": self.cfg.duration,
-            "pitch": self.cfg.pitch,
-            "energy": self.cfg.energy,
-            "gmm": self.cfg.beta,
-            "global_gmm": self.cfg.g_beta,
-        }
-        total = sum(weights[name] * value for name, value in terms.items())
+        terms = {term.name: term.fn(outputs, batch) for term in self.terms}
+        total = sum(getattr(self.cfg, term.weight) * terms[term.name] for term in self.terms)
         terms["total"] = total
         return total, terms
-
-    @staticmethod
-    def _log_likelihood(outputs: dict[str, Tensor], prefix: str) -> Tensor:
-        target_key = "prosody_target" if prefix == "gmm" else "global_prosody_target"
-        mixture = tuple(outputs[f"{prefix}_{part}"] for part in ("logits", "means", "log_scales"))
-        return gmm_log_likelihood(outputs[target_key].detach(), mixture)

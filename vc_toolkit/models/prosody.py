@@ -7,7 +7,10 @@ learns their distribution as a mixture density network [Bishop, "Mixture
 density networks", 1994], autoregressively over segments with a GRU, in the
 spirit of phone-level prosody MDNs [Du & Yu, "Rich prosody diversity modelling
 with phone-level mixture density network", Interspeech 2021]. At inference
-the predicted mixtures supply the embeddings.
+the predicted mixtures supply the embeddings. Registered as
+``model.prosody.type: gmm`` (:class:`ProsodyModule`, loss terms ``gmm`` and, with
+``use_global``, ``global_gmm``: the negative log-likelihoods of the extracted
+embeddings); ``none`` (:class:`NoProsody`) leaves the encoder output unchanged.
 
 Segments are given as counts of reduced frames per segment, ``(B, K)`` with
 ``n_seg`` real segments per utterance; with ``n_seg == 1`` (or no segment
@@ -30,7 +33,11 @@ import torch
 from torch import Tensor, nn
 
 from vc_toolkit.config.tag import Prosody
+from vc_toolkit.data.batch import Batch
+from vc_toolkit.models.frames import masked_mean
+from vc_toolkit.models.interfaces import ProsodyBase
 from vc_toolkit.models.layers import ConvStack
+from vc_toolkit.models.registry import PROSODY, LossTerm
 
 Mixture = tuple[Tensor, Tensor, Tensor]
 
@@ -170,7 +177,69 @@ class MixtureHead(nn.Module):
         return logits, means, log_scales
 
 
-class ProsodyModule(nn.Module):
+def _log_likelihood(outputs: dict[str, Tensor], prefix: str) -> Tensor:
+    """Log-likelihood of the (detached) extracted embeddings under the ``prefix`` mixtures."""
+    target_key = "prosody_target" if prefix == "gmm" else "global_prosody_target"
+    mixture = tuple(outputs[f"{prefix}_{part}"] for part in ("logits", "means", "log_scales"))
+    return gmm_log_likelihood(outputs[target_key].detach(), mixture)
+
+
+def _gmm_loss(outputs: dict[str, Tensor], batch: Batch) -> Tensor:
+    """Mean segment NLL over the real segments (``seg_mask``)."""
+    return masked_mean(-_log_likelihood(outputs, "gmm"), outputs["seg_mask"])
+
+
+def _global_gmm_loss(outputs: dict[str, Tensor], batch: Batch) -> Tensor:
+    """Mean utterance-level NLL."""
+    return -_log_likelihood(outputs, "global_gmm").mean()
+
+
+GMM_TERM = LossTerm("gmm", "beta", _gmm_loss, header="dev gmm")
+GLOBAL_GMM_TERM = LossTerm("global_gmm", "g_beta", _global_gmm_loss)
+
+
+@PROSODY.register("none")
+class NoProsody(ProsodyBase):
+    """No prosody module: the encoder output passes unchanged, no outputs, no parameters.
+
+    Args:
+        hidden (int): model width (unused).
+        mel_dim (int): width of a reduced target mel frame (unused).
+        cfg (Prosody): prosody settings (unused).
+    """
+
+    def __init__(self, hidden: int, mel_dim: int, cfg: Prosody) -> None:
+        super().__init__()
+
+    def forward(
+        self,
+        enc: Tensor,
+        src_mask: Tensor,
+        src_ids: Tensor,
+        n_cols: int,
+        tgt_mel: Tensor,
+        tgt_mask: Tensor,
+        tgt_ids: Tensor,
+        seg_mask: Tensor | None = None,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """``(enc, {})``."""
+        return enc, {}
+
+    def infer(
+        self,
+        enc: Tensor,
+        src_mask: Tensor,
+        src_ids: Tensor,
+        n_cols: int,
+        mode: str = "mean",
+        temperature: float = 1.0,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """``(enc, {})``."""
+        return enc, {}
+
+
+@PROSODY.register("gmm")
+class ProsodyModule(ProsodyBase):
     """Reference extractor, segment/global embeddings and their mixture predictors.
 
     Args:
@@ -178,6 +247,8 @@ class ProsodyModule(nn.Module):
         mel_dim (int): width of a reduced target mel frame (``n_mels * r``).
         cfg (Prosody): prosody settings.
     """
+
+    segment_outputs = ("prosody",)
 
     def __init__(self, hidden: int, mel_dim: int, cfg: Prosody) -> None:
         super().__init__()
@@ -221,6 +292,7 @@ class ProsodyModule(nn.Module):
         tgt_mel: Tensor,
         tgt_mask: Tensor,
         tgt_ids: Tensor,
+        seg_mask: Tensor | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """Training: add the extracted embeddings, predict their mixtures (teacher forced).
 
@@ -232,14 +304,19 @@ class ProsodyModule(nn.Module):
             tgt_mel (Tensor): reduced target mel, (B, Lt, mel_dim).
             tgt_mask (Tensor): real reduced target frames, (B, Lt) bool.
             tgt_ids (Tensor): target segment ids, (B, Lt) long.
+            seg_mask (Tensor | None): real segments, (B, K) bool; ``None``: the segments
+                that have a real source frame.
 
         Returns:
             tuple[Tensor, dict[str, Tensor]]: encoder output with embeddings added, and
             ``prosody_target`` (B, K, D) (detached), ``gmm_logits`` (B, K, G), ``gmm_means``
-            and ``gmm_log_scales`` (B, K, G, D); with ``use_global`` also
-            ``global_prosody_target`` (B, D), ``global_gmm_logits`` (B, G'),
+            and ``gmm_log_scales`` (B, K, G, D), ``seg_mask`` (B, K); with ``use_global``
+            also ``global_prosody_target`` (B, D), ``global_gmm_logits`` (B, G'),
             ``global_gmm_means`` and ``global_gmm_log_scales`` (B, G', D).
         """
+        if seg_mask is None:
+            cols = torch.arange(n_cols, device=enc.device)
+            seg_mask = (src_ids.masked_fill(~src_mask, -1)[..., None] == cols).any(dim=1)
         feats = self.extractor(tgt_mel, tgt_mask)
         seg = torch.tanh(self.seg_embed(segment_pool(feats, tgt_ids, tgt_mask, n_cols)))
         glob = None
@@ -251,7 +328,7 @@ class ProsodyModule(nn.Module):
             out.update(global_prosody_target=glob.detach(), **_named("global_gmm", mix))
         prev = torch.cat([torch.zeros_like(seg[:, :1]), seg[:, :-1]], dim=1).detach()
         states, _ = self.gru(self._gru_input(pooled, prev, None if glob is None else glob.detach()))
-        out.update(_named("gmm", self.seg_head(states)))
+        out.update(_named("gmm", self.seg_head(states)), seg_mask=seg_mask)
         return self._add(enc, src_mask, src_ids, seg, glob), out
 
     @torch.no_grad()
@@ -294,6 +371,23 @@ class ProsodyModule(nn.Module):
         seg = torch.cat(chosen, dim=1)
         out["prosody"] = seg
         return self._add(enc, src_mask, src_ids, seg, glob), out
+
+    @classmethod
+    def loss_terms(cls, cfg: Prosody) -> tuple[LossTerm, ...]:
+        """``gmm`` (weight ``loss.beta``), and ``global_gmm`` (``loss.g_beta``) with global."""
+        return (GMM_TERM, GLOBAL_GMM_TERM) if cfg.use_global else (GMM_TERM,)
+
+    @classmethod
+    def all_loss_terms(cls) -> tuple[LossTerm, ...]:
+        return (GMM_TERM, GLOBAL_GMM_TERM)
+
+    @classmethod
+    def loss_condition(cls, name: str) -> str:
+        return "use_global" if name == GLOBAL_GMM_TERM.name else ""
+
+    @classmethod
+    def label(cls, cfg: Prosody) -> str:
+        return "gmm+global" if cfg.use_global else "gmm"
 
 
 def _named(prefix: str, mixture: Mixture) -> dict[str, Tensor]:

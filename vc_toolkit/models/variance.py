@@ -4,8 +4,10 @@ Following FastSpeech 2 [Ren et al., "FastSpeech 2: Fast and high-quality
 end-to-end text to speech", ICLR 2021]: a conv-stack predictor per variance
 (log-duration, pitch, energy), embeddings that add the values back into the
 hidden sequence, and a length regulator that repeats each reduced source
-frame by its duration. Pitch can instead be predicted autoregressively
-(:class:`ARPitchPredictor`, in :mod:`vc_toolkit.models.ar_pitch`).
+frame by its duration. The conv pitch predictor is the registered choice
+``model.pitch_predictor.type: conv`` (:class:`ConvPitchPredictor`); pitch can
+instead be predicted autoregressively (``ar``, ``arnar``: see
+:mod:`vc_toolkit.models.ar_pitch` and :mod:`vc_toolkit.models.arnar_pitch`).
 
 Example:
     >>> import torch
@@ -20,8 +22,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from vc_toolkit.config.tag import Predictor
+from vc_toolkit.config.tag import PitchPredictor, Predictor
+from vc_toolkit.models.interfaces import PitchPredictorBase
 from vc_toolkit.models.layers import ConvStack, MaskedConv
+from vc_toolkit.models.registry import PITCH_PREDICTORS
 
 
 class VariancePredictor(nn.Module):
@@ -53,6 +57,36 @@ class VariancePredictor(nn.Module):
         if self.stop_gradient:
             x = x.detach()
         return self.proj(self.convs(x, mask)).masked_fill(~mask[..., None], 0.0)
+
+
+@PITCH_PREDICTORS.register("conv")
+class ConvPitchPredictor(PitchPredictorBase, VariancePredictor):
+    """FastSpeech2 conv pitch predictor: a :class:`VariancePredictor` with ``r`` outputs.
+
+    Parameters as :class:`VariancePredictor` (``convs``, ``proj``); no target, no segments.
+
+    Args:
+        in_dim (int): input width (model hidden).
+        cfg (PitchPredictor): conv settings.
+        r (int): reduction factor (pitch values per reduced frame).
+    """
+
+    def __init__(self, in_dim: int, cfg: PitchPredictor, r: int) -> None:
+        VariancePredictor.__init__(self, in_dim, cfg, r)
+
+    def forward(
+        self,
+        x: Tensor,
+        mask: Tensor,
+        target: Tensor | None = None,
+        seg_ids: Tensor | None = None,
+    ) -> Tensor:
+        """(B, L, in_dim), mask (B, L) → pitch (B, L, r), zero on padding (target ignored)."""
+        return VariancePredictor.forward(self, x, mask)
+
+    def infer(self, x: Tensor, mask: Tensor, seg_ids: Tensor | None = None) -> Tensor:
+        """As :meth:`forward`."""
+        return VariancePredictor.forward(self, x, mask)
 
 
 class ValueEmbedding(nn.Module):

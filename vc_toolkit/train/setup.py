@@ -27,7 +27,7 @@ from vc_toolkit.data.dump import DumpSplit
 from vc_toolkit.device import pick_device
 from vc_toolkit.errors import UserError
 from vc_toolkit.features.stats import load_stats
-from vc_toolkit.models import build_model
+from vc_toolkit.models import build_model, loss_names, loss_sources
 from vc_toolkit.models.loss import VCLoss
 from vc_toolkit.paths import Layout, checkpoints_dir
 from vc_toolkit.train import pretrain
@@ -42,6 +42,21 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def check_best_metric(cfg: TagConfig) -> None:
+    """``train.best_metric`` is a dev loss the tag's model logs.
+
+    Raises:
+        UserError: it is not (names what the model logs and which choice gives the loss).
+    """
+    metric, logged = cfg.train.best_metric, loss_names(cfg.model)
+    if metric not in logged:
+        needs = " or ".join(loss_sources(metric))
+        raise UserError(
+            f"train.best_metric '{metric}' is not logged by this model (it logs "
+            f"{', '.join(logged)}); '{metric}' needs {needs}, or choose another best_metric"
+        )
 
 
 def ensure_features(spk: str, layout: Layout) -> dict:
@@ -186,6 +201,7 @@ def setup(
     world = world or World()
     from_conf = cfg is None
     cfg = cfg or load_tag(tag, layout.root)
+    check_best_metric(cfg)
     exp_dir = exp_dir or layout.exp(tag)
     spk_cfg = load_spk(cfg.spk, layout.root)
     fp = ensure_features(cfg.spk, layout)
@@ -223,7 +239,7 @@ def setup(
         device=dev,
         world=world,
         model=model,
-        criterion=VCLoss(cfg.loss),
+        criterion=VCLoss(cfg.loss, cfg.model),
         optimizer=_optimizer(cfg, model),
         scheduler=None,  # type: ignore[arg-type]
         train_set=train_set,

@@ -301,17 +301,23 @@ def _probe(key: str, tp: Any, field: dataclasses.Field, value: Any, where: str) 
 
 
 def check_base(cfg: StudyConfig, base: TagConfig, space: Mapping[str, Distribution]) -> None:
-    """The base tag can produce the objective (``gmm`` losses need segment prosody)."""
+    """The base tag's model logs the objective, or the search space can make it.
+
+    Which losses a model logs comes from the model registry: a loss that depends on a
+    choice (e.g. ``gmm`` on the prosody module) passes when the space searches that
+    block; otherwise it must be logged by the base tag's model.
+    """
+    from vc_toolkit.models import loss_names, loss_slots, loss_sources
+
     name = cfg.objective.name
-    if name not in ("gmm", "global_gmm") or "model.prosody.type" in space:
+    if name in loss_names(base.model):
         return
-    prosody = base.model.prosody
-    missing = prosody.type != "gmm" or (name == "global_gmm" and not prosody.use_global)
-    if missing and not (name == "global_gmm" and "model.prosody.use_global" in space):
-        raise ConfigError(
-            f"objective '{name}' is not computed for base tag '{cfg.base_tag}' "
-            "(model.prosody.type gmm, and use_global for global_gmm, are needed)"
-        )
+    if any(key.startswith(f"{slot}.") for slot in loss_slots(name) for key in space):
+        return
+    raise ConfigError(
+        f"objective '{name}' is not computed for base tag '{cfg.base_tag}' "
+        f"(it needs {' or '.join(loss_sources(name))})"
+    )
 
 
 def study_dir(layout: Layout, name: str) -> Path:

@@ -26,7 +26,7 @@ from vc_toolkit.config.spk import SpkConfig
 from vc_toolkit.config.tag import Vocoder as VocoderConfig
 from vc_toolkit.registry import Registry
 
-VOCODERS: Registry = Registry("infer.vocoder.type")
+VOCODERS: Registry = Registry("infer.vocoder")
 """Vocoder classes by ``infer.vocoder.type``."""
 
 

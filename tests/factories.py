@@ -1,4 +1,8 @@
-"""Tiny model configs and random batches for tests and smoke runs.
+"""Tiny configs and random data for tests: one factory module.
+
+Tiny recipe configs (:data:`TINY_SPK`, :data:`TINY_TAG`, :func:`tiny_hifigan`) for the
+end-to-end tests, and tiny model configs with random batches (:func:`tiny_config`,
+:func:`random_batch`) for the model tests.
 
 Example:
     >>> cfg = tiny_config(pitch="ar", prosody="gmm")
@@ -24,6 +28,66 @@ from vc_toolkit.config.tag import (
 )
 from vc_toolkit.data.batch import Batch, collate
 
+TINY_SPK = {
+    "note": "tiny demo corpus for tests",
+    "corpus": {"name": "demo", "num_utts": 10},
+    "sample_rate": 16000,
+    "reduction_factor": 2,
+    "split": {"dev": 2, "eval": 2, "seed": 0},
+    "trim": {
+        "silence_thresh_h": -50,
+        "silence_thresh_t": -60,
+        "chunk_size": 10,
+        "min_silence_len": 150,
+    },
+    "feats": {
+        "mel": {"n_fft": 512, "win_length": 512, "hop_length": 160, "n_mels": 20, "fmax": 7600},
+        "pitch": {"f0_floor": 60, "f0_ceil": 500},
+    },
+}
+
+
+TINY_TAG = {
+    "spk": "tiny",
+    "note": "tiny model for tests",
+    "model": {
+        "hidden": 32,
+        "encoder": {"layers": 1, "heads": 2, "ff_expansion": 2, "kernel_size": 3},
+        "decoder": {"layers": 1, "heads": 2, "ff_expansion": 2, "kernel_size": 3},
+        "duration_predictor": {"layers": 1, "channels": 32},
+        "pitch_predictor": {"layers": 1, "channels": 32, "ar": {"lstm_hidden": 32, "zoneout": 0.0}},
+        "energy_predictor": {"layers": 1, "channels": 32},
+        "prosody": {"dim": 4, "num_gaussians": 2, "extractor_channels": 16, "gru_hidden": 16},
+        "postnet": {"layers": 2, "channels": 32},
+    },
+    "train": {
+        "batch_size": 2,
+        "group_size": 2,
+        "epochs": 2,
+        "seed": 7,
+        "num_threads": 1,
+        "eval_interval": 1,
+        "ckpt_interval": 1,
+        "dev_images": 0,
+        "scheduler": {"peak_lr": 2.0e-3, "warm_up_step": 4, "ref_batch_size": 2},
+    },
+}
+
+
+def tiny_hifigan():
+    """A HiFi-GAN generator shape for the tiny spk: 20 mels, hop 160 = 5 * 4 * 8."""
+    from vc_toolkit.vocoder.hifigan_generator import GeneratorConfig
+
+    return GeneratorConfig(
+        num_mels=20,
+        upsample_rates=(5, 4, 8),
+        upsample_kernel_sizes=(11, 8, 16),
+        upsample_initial_channel=16,
+        resblock="2",
+        resblock_kernel_sizes=(3,),
+        resblock_dilation_sizes=((1,),),
+    )
+
 
 def tiny_config(
     stack: str = "conformer",
@@ -39,10 +103,10 @@ def tiny_config(
     Args:
         stack (str): ``conformer`` or ``transformer`` (encoder and decoder).
         pos_enc (str): ``rel`` or ``abs``.
-        pitch (str): pitch predictor type, ``conv`` or ``ar``.
+        pitch (str): pitch predictor type, ``conv``, ``ar`` or ``arnar``.
         prosody (str): ``none`` or ``gmm``.
         use_global (bool): wGMM global embedding.
-        zoneout (float): zoneout of the ar pitch LSTM.
+        zoneout (float): zoneout of the ar/arnar pitch LSTM.
         hidden (int): model width.
 
     Returns:
@@ -144,3 +208,27 @@ def random_batch(
             )
         )
     return collate(items)
+
+
+def tiny_gmm_prosody(use_global: bool = False, stop_gradient: bool = True) -> Prosody:
+    """The small wGMM config the prosody-module tests build :class:`ProsodyModule` from.
+
+    Args:
+        use_global (bool): also model the utterance-level embedding (3 components).
+        stop_gradient (bool): detach the predictor input from the encoder.
+
+    Returns:
+        Prosody: ``type="gmm"``, 3-dim embeddings, 2 components, a 6-channel extractor and a
+        5-unit GRU.
+    """
+    return Prosody(
+        type="gmm",
+        dim=3,
+        num_gaussians=2,
+        extractor_channels=6,
+        extractor_layers=1,
+        extractor_kernel=3,
+        gru_hidden=5,
+        use_global=use_global,
+        stop_gradient=stop_gradient,
+    )
