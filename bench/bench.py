@@ -47,8 +47,9 @@ class Plan:
     memory_steps: int
 
 
-QUICK = Plan(12, 2, 10, {"demo": (1, 3)}, ("conv", "ar", "gmm"), 3, 1, 4, 1)
-FULL = Plan(48, 5, 50, {"demo": (2, 10), "base": (1, 4)}, ("conv", "ar", "gmm"), 9, 3, 8, 2)
+VARIANTS = ("conv", "ar", "arnar", "gmm")
+QUICK = Plan(12, 2, 10, {"demo": (1, 3)}, VARIANTS, 3, 1, 4, 1)
+FULL = Plan(48, 5, 50, {"demo": (2, 10), "base": (1, 4)}, VARIANTS, 9, 3, 8, 2)
 
 
 def wait_until_quiet(threshold: float, limit_s: float, poll_s: float = 15.0) -> list[float]:

@@ -110,18 +110,19 @@ def time_acoustic(model: FastSpeech2VC, items: list[dict], spk: SpkConfig) -> di
 def bench_acoustic(
     models: dict[str, FastSpeech2VC], items: list[dict], spk: SpkConfig, reps: int
 ) -> dict:
-    """RTF of each model on ``items`` (interleaved), the AR loop's RTF, and AR / conv ratios.
+    """RTF of each model on ``items`` (interleaved), the AR loop's RTF, and ratios to conv.
 
     Args:
-        models: Variant name (``conv``, ``ar``, ``gmm``) → model from :func:`acoustic_model`.
+        models: Variant name (``conv``, ``ar``, ``arnar``, ``gmm``) → model from
+            :func:`acoustic_model`.
         items: Dump items converted as one batch.
         spk: The spk config (hop and sample rate of the output).
         reps: Repetitions after one uncounted warm-up round.
 
     Returns:
-        ``utterances``, ``audio_seconds`` and per variant ``rtf`` (and for ``ar``
-        ``ar_loop_rtf`` and ``ar_loop_share``), plus ``ar_over_conv`` (per-repetition time
-        ratio) when both are present.
+        ``utterances``, ``audio_seconds`` and per variant ``rtf`` (and for the
+        autoregressive ones ``ar_loop_rtf`` and ``ar_loop_share``), plus ``<variant>_over_conv``
+        (per-repetition time ratio) for every variant beside ``conv``.
     """
     for model in models.values():
         time_acoustic(model, items, spk)
@@ -138,9 +139,12 @@ def bench_acoustic(
             rec["ar_loop_rtf"] = summarize([r["ar_seconds"] / r["audio_seconds"] for r in rs])
             rec["ar_loop_share"] = summarize([r["ar_seconds"] / r["seconds"] for r in rs])
         out[name] = rec
-    if "ar" in runs and "conv" in runs:
-        secs = {k: [r["seconds"] for r in runs[k]] for k in ("ar", "conv")}
-        out["ar_over_conv"] = summarize(ratios(secs["ar"], secs["conv"]))
+    if "conv" in runs:
+        conv = [r["seconds"] for r in runs["conv"]]
+        for name in runs:
+            if name != "conv":
+                secs = [r["seconds"] for r in runs[name]]
+                out[f"{name}_over_conv"] = summarize(ratios(secs, conv))
     return out
 
 

@@ -216,10 +216,9 @@ def _conversion(conv: dict) -> list[str]:
     rows = []
     for preset, batches in conv["acoustic"].items():
         for b, r in batches.items():
-            for name in ("conv", "ar", "gmm"):
-                if name not in r:
+            for name, rec in r.items():
+                if not (isinstance(rec, dict) and "rtf" in rec):
                     continue
-                rec = r[name]
                 rows.append(
                     [
                         preset,
@@ -228,7 +227,7 @@ def _conversion(conv: dict) -> list[str]:
                         fmt(rec["rtf"], digits=4),
                         fmt(rec.get("ar_loop_rtf"), digits=4),
                         fmt(rec.get("ar_loop_share"), 100, 0, "%"),
-                        fmt(r.get("ar_over_conv"), unit="×") if name == "ar" else "",
+                        fmt(r.get(f"{name}_over_conv"), unit="×") if name != "conv" else "",
                     ]
                 )
     header = [
@@ -238,7 +237,7 @@ def _conversion(conv: dict) -> list[str]:
         "acoustic RTF",
         "AR loop RTF",
         "AR loop share",
-        "AR / conv time",
+        "time / conv",
     ]
     lines += _table(header, rows)
     rows = []

@@ -28,6 +28,7 @@ from vc_toolkit.paths import Layout
 PREDICTORS = {
     "conv": {"pitch_predictor": {"type": "conv"}, "prosody": {"type": "none"}},
     "ar": {"pitch_predictor": {"type": "ar"}, "prosody": {"type": "none"}},
+    "arnar": {"pitch_predictor": {"type": "arnar"}, "prosody": {"type": "none"}},
     "gmm": {"pitch_predictor": {"type": "conv"}, "prosody": {"type": "gmm", "use_global": True}},
 }
 """Model overrides of each predictor variant (``gmm``: wGMM segment prosody, conv pitch)."""
@@ -41,7 +42,7 @@ def variant_config(
     Args:
         layout: Recipe root.
         tag: Base experiment, e.g. ``demo_conv``.
-        predictor: ``conv``, ``ar`` or ``gmm`` (see :data:`PREDICTORS`).
+        predictor: ``conv``, ``ar``, ``arnar`` or ``gmm`` (see :data:`PREDICTORS`).
         preset: ``conf/model/<preset>.yaml`` replacing the tag's model block (None: keep it).
         threads: ``train.num_threads`` (None: keep the tag's).
 

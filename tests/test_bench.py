@@ -161,6 +161,24 @@ def test_conversion_records_on_tiny(tagged_root, tmp_path):
     assert voc["hifigan"]["rtf"]["median"] > 0 and voc["griffin_lim"]["rtf"]["n"] == 1
 
 
+def test_arnar_conversion_cost_is_measured_beside_conv_and_ar(tagged_root):
+    layout = Layout(tagged_root)
+    spk = load_spk("tiny", tagged_root)
+    items = conversion.pick_items(DumpSplit(tagged_root / "dump/tiny/dev"), 2)
+    models = {
+        p: conversion.acoustic_model(training.variant_config(layout, "tiny", p), spk)
+        for p in ("conv", "ar", "arnar")
+    }
+    rec = conversion.bench_acoustic(models, items, spk, reps=1)
+    assert rec["arnar_over_conv"]["n"] == rec["ar_over_conv"]["n"] == 1
+    assert 0 < rec["arnar"]["ar_loop_share"]["median"] <= 1
+    table = "\n".join(report._conversion({"threads": 2, "acoustic": {"demo": {"batch_2": rec}},
+                                          "vocoder": {}}))  # fmt: skip
+    rows = {line.split("|")[2].strip(): line for line in table.splitlines() if line.count("|") > 5}
+    assert {"conv", "ar", "arnar"} <= set(rows)
+    assert "×" not in rows["conv"] and "×" in rows["arnar"] and "×" in rows["ar"]
+
+
 def test_pick_items_takes_the_middle_of_the_length_order(tiny_features_root):
     dev = DumpSplit(tiny_features_root / "dump/tiny/train")
     picked = [it["utt_id"] for it in conversion.pick_items(dev, 3)]
