@@ -1,1 +1,6 @@
-"""Objective evaluation of converted speech (MCD, F0, V/UV, duration)."""
+"""Stage 4 and reports: objective scores of converted speech, leaderboard, memo, tag diffs.
+
+:func:`vc_toolkit.eval.stage.run` scores a tag's conversions (MCD, F0, V/UV,
+duration) against the recordings and the no-conversion floor; the ``report*``
+modules read what every stage left in ``exp/``.
+"""

@@ -10,12 +10,8 @@ import importlib
 import pkgutil
 
 from vc_toolkit.models.fastspeech2vc import FastSpeech2VC, build_model
-from vc_toolkit.models.loss import VCLoss
-from vc_toolkit.models.registry import (
-    PITCH_PREDICTORS,
-    PROSODY,
-    LossTerm,
-    Registry,
+from vc_toolkit.models.loss import (
+    VCLoss,
     all_loss_names,
     all_loss_terms,
     describe,
@@ -24,6 +20,7 @@ from vc_toolkit.models.registry import (
     loss_sources,
     loss_terms,
 )
+from vc_toolkit.models.registry import PITCH_PREDICTORS, PROSODY, LossTerm, Registry
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")

@@ -11,9 +11,9 @@ postnet [Shen et al., "Tacotron 2", ICASSP 2018]. Optional wGMM segment
 prosody (:mod:`vc_toolkit.models.prosody`) is added to the encoder output.
 
 The pitch predictor and the prosody module are chosen by name from their
-registries (:mod:`vc_toolkit.models.registry`); this skeleton declares the
-loss terms every model has (``mel``, ``post_mel``, ``duration``, ``energy``)
-and where the parts' own terms go (:meth:`FastSpeech2VC.loss_terms`). Every
+registries (:mod:`vc_toolkit.models.registry`); the loss terms of a model are
+composed in :mod:`vc_toolkit.models.loss` from those every model has
+(:mod:`vc_toolkit.models.terms`) and those its parts declare. Every
 reduced target frame gets the index of its sentence segment (the source
 segments mapped through the durations) for the pitch predictor.
 
@@ -49,9 +49,8 @@ from vc_toolkit.models.frames import (
     unstack_frames,
 )
 from vc_toolkit.models.layers import MaskedConv, RelPositionAttention
-from vc_toolkit.models.loss import masked_l1, masked_mse
 from vc_toolkit.models.prosody import segment_ids
-from vc_toolkit.models.registry import PITCH_PREDICTORS, PROSODY, LossTerm
+from vc_toolkit.models.registry import PITCH_PREDICTORS, PROSODY
 from vc_toolkit.models.variance import ValueEmbedding, VariancePredictor, regulate_length
 
 
@@ -103,23 +102,6 @@ def rescale_log(x: Tensor, scale: float, mean: float, std: float) -> Tensor:
     return ((x * std + mean + math.log(scale)) - mean) / std
 
 
-def _mel_loss(outputs: dict[str, Tensor], batch: Batch) -> Tensor:
-    return masked_l1(outputs["mel"], batch.tgt_mel, outputs["tgt_mask"])
-
-
-def _post_mel_loss(outputs: dict[str, Tensor], batch: Batch) -> Tensor:
-    return masked_l1(outputs["post_mel"], batch.tgt_mel, outputs["tgt_mask"])
-
-
-def _duration_loss(outputs: dict[str, Tensor], batch: Batch) -> Tensor:
-    duration = batch.duration.to(outputs["log_duration"].dtype)
-    return masked_mse(outputs["log_duration"], torch.log1p(duration), outputs["src_mask"])
-
-
-def _energy_loss(outputs: dict[str, Tensor], batch: Batch) -> Tensor:
-    return masked_mse(outputs["energy"], batch.tgt_energy, outputs["tgt_mask"])
-
-
 def _target_ids(ids: Tensor, durations: Tensor, max_len: int | None = None) -> Tensor:
     """Source segment ids (B, Ls) repeated by the durations → target segment ids (B, Lt)."""
     return regulate_length(ids[..., None], durations, max_len)[0][..., 0]
@@ -133,14 +115,6 @@ class FastSpeech2VC(nn.Module):
         n_mels (int): mel bins.
         reduction_factor (int): frames per reduced frame ``r``.
     """
-
-    CORE_LOSS_TERMS = (
-        LossTerm("mel", "mel", _mel_loss),
-        LossTerm("post_mel", "post_mel", _post_mel_loss, header="dev post_mel"),
-        LossTerm("duration", "duration", _duration_loss, header="dev dur"),
-        LossTerm("energy", "energy", _energy_loss, header="dev energy"),
-    )
-    """Terms of every model: mel L1 before/after the postnet, log-duration and energy MSE."""
 
     def __init__(self, cfg: ModelConfig, n_mels: int, reduction_factor: int) -> None:
         super().__init__()
@@ -176,35 +150,6 @@ class FastSpeech2VC(nn.Module):
             elif isinstance(module, RelPositionAttention):
                 nn.init.xavier_uniform_(module.bias_u)
                 nn.init.xavier_uniform_(module.bias_v)
-
-    @classmethod
-    def loss_terms(cls, cfg: ModelConfig) -> tuple[LossTerm, ...]:
-        """Terms of a model of ``cfg``: mel, post_mel, duration, pitch's, energy, prosody's."""
-        mel, post_mel, duration, energy = cls.CORE_LOSS_TERMS
-        pitch = PITCH_PREDICTORS.get(cfg.pitch_predictor.type).loss_terms(cfg.pitch_predictor)
-        prosody = PROSODY.get(cfg.prosody.type).loss_terms(cfg.prosody)
-        return (mel, post_mel, duration, *pitch, energy, *prosody)
-
-    @classmethod
-    def core_loss_names(cls) -> tuple[str, ...]:
-        """Names of :attr:`CORE_LOSS_TERMS`."""
-        return tuple(term.name for term in cls.CORE_LOSS_TERMS)
-
-    @classmethod
-    def all_loss_terms(cls) -> tuple[LossTerm, ...]:
-        """Every term any registered choice can produce, in :meth:`loss_terms` order."""
-        mel, post_mel, duration, energy = cls.CORE_LOSS_TERMS
-
-        def terms(registry) -> list[LossTerm]:
-            found = {t.name: t for _, part in registry for t in part.all_loss_terms()}
-            return list(found.values())
-
-        return (mel, post_mel, duration, *terms(PITCH_PREDICTORS), energy, *terms(PROSODY))
-
-    @classmethod
-    def all_loss_names(cls) -> tuple[str, ...]:
-        """Names of :meth:`all_loss_terms`."""
-        return tuple(term.name for term in cls.all_loss_terms())
 
     @property
     def segment_outputs(self) -> tuple[str, ...]:

@@ -20,8 +20,8 @@ from torch import Tensor, nn
 
 from vc_toolkit.config.tag import PitchPredictor
 from vc_toolkit.data.batch import Batch
-from vc_toolkit.models.loss import masked_mse
 from vc_toolkit.models.registry import Choice, LossTerm
+from vc_toolkit.models.terms import masked_mse
 
 
 def _pitch_loss(outputs: dict[str, Tensor], batch: Batch) -> Tensor:

@@ -13,15 +13,21 @@ changes a loss:
 - ``total``: the weighted sum, weights from :class:`~vc_toolkit.config.tag.Loss`
   (``beta`` and ``g_beta`` for the two NLLs).
 
-Which terms a model has is declared by its parts
-(:func:`vc_toolkit.models.registry.loss_terms`); :class:`VCLoss` sums exactly
-those.
+Which terms a model has is declared by its parts: the terms every model has
+(:data:`~vc_toolkit.models.terms.CORE_LOSS_TERMS`), then those of the chosen pitch
+predictor and prosody module (:mod:`vc_toolkit.models.registry`). :func:`loss_terms`
+composes them for a config and :class:`VCLoss` sums exactly those; the dev-loss
+names of a config, of every choice, and where each comes from follow from the same
+declarations (:func:`loss_names`, :func:`all_loss_names`, :func:`loss_sources`).
 
 Example:
-    >>> import torch
-    >>> mask = torch.tensor([[True, False]])
-    >>> float(masked_l1(torch.tensor([[[1.0], [9.0]]]), torch.zeros(1, 2, 1), mask))
-    1.0
+    >>> from vc_toolkit.config.tag import PitchPredictor
+    >>> loss_names(ModelConfig(pitch_predictor=PitchPredictor(type="ar")))
+    ('mel', 'post_mel', 'duration', 'pitch', 'energy', 'total')
+    >>> describe(ModelConfig())
+    {'pitch': 'conv', 'prosody': 'none'}
+    >>> loss_sources("gmm")
+    ['model.prosody.type: gmm']
 """
 
 from __future__ import annotations
@@ -30,26 +36,10 @@ from torch import Tensor, nn
 
 from vc_toolkit.config.tag import Loss, ModelConfig
 from vc_toolkit.data.batch import Batch
-from vc_toolkit.models.frames import masked_mean
-from vc_toolkit.models.registry import loss_terms
+from vc_toolkit.models.registry import PITCH_PREDICTORS, PROSODY, LossTerm
+from vc_toolkit.models.terms import CORE_LOSS_TERMS
 
-
-def _crop(pred: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Cut prediction, target and mask to their common time length."""
-    n = min(pred.shape[1], target.shape[1], mask.shape[1])
-    return pred[:, :n], target[:, :n], mask[:, :n]
-
-
-def masked_l1(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-    """Mean absolute error over real frames; (B, T, ...) pairs, mask (B, T) → scalar."""
-    pred, target, mask = _crop(pred, target, mask)
-    return masked_mean((pred - target).abs(), mask)
-
-
-def masked_mse(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-    """Mean squared error over real frames; (B, T, ...) pairs, mask (B, T) → scalar."""
-    pred, target, mask = _crop(pred, target, mask)
-    return masked_mean((pred - target) ** 2, mask)
+_CORE_NAMES = tuple(term.name for term in CORE_LOSS_TERMS)
 
 
 class VCLoss(nn.Module):
@@ -83,3 +73,85 @@ class VCLoss(nn.Module):
         total = sum(getattr(self.cfg, term.weight) * terms[term.name] for term in self.terms)
         terms["total"] = total
         return total, terms
+
+
+def loss_terms(cfg: ModelConfig) -> tuple[LossTerm, ...]:
+    """The loss terms a model of this config produces, in order.
+
+    ``mel``, ``post_mel``, ``duration``, the pitch predictor's (``pitch``), ``energy``,
+    then the prosody module's (``gmm``, and ``global_gmm`` with ``use_global``).
+    """
+    mel, post_mel, duration, energy = CORE_LOSS_TERMS
+    pitch = PITCH_PREDICTORS.get(cfg.pitch_predictor.type).loss_terms(cfg.pitch_predictor)
+    prosody = PROSODY.get(cfg.prosody.type).loss_terms(cfg.prosody)
+    return (mel, post_mel, duration, *pitch, energy, *prosody)
+
+
+def loss_names(cfg: ModelConfig) -> tuple[str, ...]:
+    """Names of :func:`loss_terms` and ``total``: the dev losses a model of ``cfg`` logs."""
+    return (*(term.name for term in loss_terms(cfg)), "total")
+
+
+def all_loss_terms() -> tuple[LossTerm, ...]:
+    """Every term any registered choice can produce, in the canonical order."""
+    mel, post_mel, duration, energy = CORE_LOSS_TERMS
+
+    def terms(registry) -> list[LossTerm]:
+        found = {t.name: t for _, part in registry for t in part.all_loss_terms()}
+        return list(found.values())
+
+    return (mel, post_mel, duration, *terms(PITCH_PREDICTORS), energy, *terms(PROSODY))
+
+
+def all_loss_names() -> tuple[str, ...]:
+    """Every loss name any registered choice can produce, in the canonical order, + ``total``."""
+    return (*(term.name for term in all_loss_terms()), "total")
+
+
+def loss_slots(name: str) -> list[str]:
+    """The config blocks whose choice decides whether loss ``name`` exists (``[]``: always)."""
+    if name in _CORE_NAMES:
+        return []
+    return [
+        registry.slot
+        for registry in (PITCH_PREDICTORS, PROSODY)
+        if any(name in cls.loss_names() for _, cls in registry)
+        and not all(
+            name in cls.loss_names() and not cls.loss_condition(name) for _, cls in registry
+        )
+    ]
+
+
+def loss_sources(name: str) -> list[str]:
+    """Which config choices produce loss ``name``, as readable settings.
+
+    Returns:
+        list[str]: ``["every model"]`` for the terms every model has (the skeleton's, or one
+        every choice of a slot produces); else one entry per choice, e.g.
+        ``"model.prosody.type: gmm (with model.prosody.use_global)"``; ``[]`` if none.
+    """
+    if name in _CORE_NAMES:
+        return ["every model"]
+    sources = []
+    for registry in (PITCH_PREDICTORS, PROSODY):
+        producers = [(choice, cls) for choice, cls in registry if name in cls.loss_names()]
+        conditions = [cls.loss_condition(name) for _, cls in producers]
+        if producers and len(producers) == len(registry) and not any(conditions):
+            return ["every model"]
+        for (choice, _), condition in zip(producers, conditions):
+            text = f"{registry.slot}.type: {choice}"
+            sources.append(f"{text} (with {registry.slot}.{condition})" if condition else text)
+    return sources
+
+
+def describe(cfg: ModelConfig) -> dict[str, str]:
+    """Short labels of a config's choices for reports.
+
+    Returns:
+        dict[str, str]: ``pitch`` (``conv``, ``ar``, ``arnar``) and ``prosody`` (``none``,
+        ``gmm``, ``gmm+global``).
+    """
+    return {
+        "pitch": PITCH_PREDICTORS.get(cfg.pitch_predictor.type).label(cfg.pitch_predictor),
+        "prosody": PROSODY.get(cfg.prosody.type).label(cfg.prosody),
+    }

@@ -32,7 +32,7 @@ from torch import Tensor
 from vc_toolkit.data.batch import Batch
 from vc_toolkit.features.stats import denormalize_mel
 from vc_toolkit.models.frames import lengths_to_mask, stack_frames, unstack_frames
-from vc_toolkit.models.loss import masked_l1
+from vc_toolkit.models.terms import masked_l1
 from vc_toolkit.models.variance import regulate_length
 
 
