@@ -163,22 +163,26 @@ def _cell(key: str, value: str | float) -> str:
     return f"{value:.2f}" if key.startswith("seg") else f"{value:.3f}"
 
 
-def format_table(rows: list[dict], style: str = "text") -> str:
-    """Rows as an aligned text table (``text``), ``tsv`` or GitHub ``markdown``."""
-    cells = [[_cell(k, row[k]) for k in COLUMNS] for row in rows]
+def render_table(columns: tuple[str, ...], cells: list[list[str]], style: str = "text") -> str:
+    """Cells under ``columns`` as an aligned text table (``text``), ``tsv`` or ``markdown``."""
     if style == "tsv":
-        return "\n".join("\t".join(line) for line in [list(COLUMNS), *cells]) + "\n"
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(COLUMNS)]
+        return "\n".join("\t".join(line) for line in [list(columns), *cells]) + "\n"
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
 
     def line(values: list[str]) -> str:
         return "  ".join(v.rjust(w) for v, w in zip(values, widths))
 
     if style == "markdown":
-        head = "| " + " | ".join(c.rjust(w) for c, w in zip(COLUMNS, widths)) + " |"
+        head = "| " + " | ".join(c.rjust(w) for c, w in zip(columns, widths)) + " |"
         rule = "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"
         body = ["| " + " | ".join(v.rjust(w) for v, w in zip(r, widths)) + " |" for r in cells]
         return "\n".join([head, rule, *body]) + "\n"
-    return "\n".join([line(list(COLUMNS)), *(line(r) for r in cells)]) + "\n"
+    return "\n".join([line(list(columns)), *(line(r) for r in cells)]) + "\n"
+
+
+def format_table(rows: list[dict], style: str = "text") -> str:
+    """Rows as an aligned text table (``text``), ``tsv`` or GitHub ``markdown``."""
+    return render_table(COLUMNS, [[_cell(k, row[k]) for k in COLUMNS] for row in rows], style)
 
 
 def _show_mel(

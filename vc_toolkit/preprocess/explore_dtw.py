@@ -37,7 +37,7 @@ from vc_toolkit.errors import UserError
 from vc_toolkit.features import dtw, extract, frontend
 from vc_toolkit.io import atomic_write_text
 from vc_toolkit.paths import Layout
-from vc_toolkit.preprocess.explore import sample_pairs
+from vc_toolkit.preprocess.explore import render_table, sample_pairs
 
 logger = log.get("explore")
 COLUMNS = ("bands", "cost", "zero", "long", "jitter", "shift_ms", "spk")
@@ -81,16 +81,7 @@ def format_table(rows: list[dict], style: str = "text") -> str:
             return value
         return f"{value:.1f}" if key == "shift_ms" else f"{value:.3f}"
 
-    cells = [[cell(k, row[k]) for k in COLUMNS] for row in rows]
-    if style == "tsv":
-        return "\n".join("\t".join(line) for line in [list(COLUMNS), *cells]) + "\n"
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(COLUMNS)]
-    if style == "markdown":
-        head = "| " + " | ".join(c.rjust(w) for c, w in zip(COLUMNS, widths)) + " |"
-        rule = "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"
-        body = ["| " + " | ".join(v.rjust(w) for v, w in zip(r, widths)) + " |" for r in cells]
-        return "\n".join([head, rule, *body]) + "\n"
-    return "\n".join("  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in [COLUMNS, *cells])
+    return render_table(COLUMNS, [[cell(k, row[k]) for k in COLUMNS] for row in rows], style)
 
 
 def plot_utterance(path: Path, utt: str, found: dict[str, dtw.Alignment], frame_ms: float) -> None:
