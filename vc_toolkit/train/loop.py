@@ -1,36 +1,25 @@
-"""The training loop shared by stage 2 and Optuna trials.
+"""Stage-2 training of the acoustic model: the steps of :class:`Trainer` on a :class:`RunLoop`.
 
-Deterministic on CPU: the batch plan is a function of ``(seed, epoch)``, the
-data loader has its own seeded generator, and checkpoints carry every RNG
-state, so an interrupted run resumed from its last checkpoint ends with the
-same weights as an uninterrupted one.
+The run's life (epochs, exact resume, checkpoints, non-finite guard, logs) is
+:class:`~vc_toolkit.train.runloop.RunLoop`'s, shared with every other training
+run; this module says what one step and one dev evaluation of the acoustic
+model are, and what stage 2 reports beside them (reference losses, dev images).
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
 from contextlib import nullcontext
 
-import numpy as np
 import torch
-from tqdm import tqdm
 
 from vc_toolkit import checkpoint, log
 from vc_toolkit.data.batch import Batch
-from vc_toolkit.errors import UserError
-from vc_toolkit.paths import checkpoints_dir
-from vc_toolkit.records import code_version
-from vc_toolkit.train.reporting import RunLog
+from vc_toolkit.train.runloop import EvalHook, Run, RunLoop, TrainingDivergedError
 from vc_toolkit.train.setup import Experiment
 
+__all__ = ["EvalHook", "Trainer", "TrainingDivergedError", "evaluate"]
 logger = log.get("train")
-EvalHook = Callable[[int, dict[str, float]], None]
-
-
-class TrainingDivergedError(UserError):
-    """Too many non-finite losses in a row."""
 
 
 def _amp(exp: Experiment) -> bool:
@@ -61,7 +50,7 @@ def _padding(batch: Batch) -> float:
     return 1.0 - real / padded
 
 
-class Trainer:
+class Trainer(RunLoop):
     """Runs epochs of :class:`Experiment` ``exp`` until its budget is spent.
 
     Args:
@@ -75,55 +64,34 @@ class Trainer:
         self, exp: Experiment, on_eval: EvalHook | None = None, save_checkpoints: bool = True
     ):
         self.exp = exp
-        self.on_eval = on_eval
-        self.save_checkpoints = save_checkpoints and exp.write
-        state = exp.resume or {}
-        self.epoch = int(state.get("epoch", 0))
-        self.step = int(state.get("step", 0))
-        self.batch_in_epoch = int(state.get("batch_in_epoch", 0))
-        self.best = state.get("best", {"value": math.inf, "epoch": None, "losses": {}})
-        self.epoch_seconds: list[float] = list(state.get("epoch_seconds", []))
-        self.last_dev: dict[str, float] = state.get("last_dev", {})
-        self.baselines: dict[str, dict[str, float]] = state.get("baselines", {})
-        if state:
-            checkpoint.set_rng_state(state["rng"])
+        identity = {
+            "tag": exp.tag,
+            "spk": exp.cfg.spk,
+            "spk_fingerprint": exp.fingerprint["fingerprint"],
+        }
+        run = Run(exp.tag, exp.exp_dir, exp.cfg.train, exp.world, exp.write, identity, exp.resume)
+        super().__init__(run, on_eval, save_checkpoints)
+
+    def _init_task(self, state: dict) -> None:
+        exp = self.exp
         self.scaler = torch.amp.GradScaler("cuda", enabled=_amp(exp))
         if state.get("scaler") and _amp(exp):
             self.scaler.load_state_dict(state["scaler"])
-        self.runlog = RunLog(exp.exp_dir, exp.write, self.step, self.epoch)
-        self._nonfinite = 0
 
-    # ---- checkpoints -------------------------------------------------
-    def _state(self) -> dict:
+    # ---- checkpoints -------------------------------------------------------------------
+    def _task_state(self) -> dict:
         exp = self.exp
         return {
             "model": exp.core.state_dict(),
             "optimizer": exp.optimizer.state_dict(),
             "scheduler": exp.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if _amp(exp) else None,
-            "epoch": self.epoch,
-            "step": self.step,
-            "batch_in_epoch": self.batch_in_epoch,
-            "best": self.best,
-            "last_dev": self.last_dev,
-            "baselines": self.baselines,
-            "epoch_seconds": self.epoch_seconds,
-            "rng": checkpoint.rng_state(),
-            "tag": exp.tag,
-            "spk": exp.cfg.spk,
-            "spk_fingerprint": exp.fingerprint["fingerprint"],
         }
 
-    def _save(self, names: list[str]) -> None:
-        if not self.save_checkpoints or not names:
-            return
-        folder = checkpoints_dir(self.exp.exp_dir)
-        state = self._state()
-        for name in names:
-            checkpoint.save(folder / f"{name}.pt", state)
-        checkpoint.rotate(folder, self.exp.cfg.train.keep_checkpoints)
+    # ---- one step ----------------------------------------------------------------------
+    def _to_device(self, batch: Batch) -> Batch:
+        return batch.to(self.exp.device)
 
-    # ---- one step ----------------------------------------------------
     def _step(self, batch: Batch) -> dict[str, float] | None:
         exp = self.exp
         cfg = exp.cfg.train
@@ -148,26 +116,27 @@ class Trainer:
         self.scaler.update()
         lr = exp.scheduler.lr
         exp.scheduler.step()
-        self._nonfinite = 0
         out = {k: float(v.detach()) for k, v in losses.items()}
         out.update(lr=lr, grad_norm=grad_norm)
         return out
 
-    def _skip(self, why: str) -> None:
-        self._nonfinite += 1
-        limit = self.exp.cfg.train.max_nonfinite
-        logger.warning(
-            "step %d: %s; step skipped (%d in a row)", self.step + 1, why, self._nonfinite
-        )
-        if self._nonfinite >= limit:
-            raise TrainingDivergedError(
-                f"{limit} non-finite losses in a row at step {self.step + 1} "
-                f"(last lr {self.exp.scheduler.lr:.3g}); lower train.scheduler.peak_lr or check "
-                "the features"
-            )
-        return None
+    def _step_extras(self, batch: Batch, step_seconds: float, data_seconds: float) -> dict:
+        return {
+            "padding_fraction": _padding(batch),
+            "frames_per_sec": float(batch.tgt_lens.sum()) / max(step_seconds, 1e-9),
+            "data_time_share": data_seconds / max(step_seconds, 1e-9),
+        }
 
-    # ---- epochs ------------------------------------------------------
+    def _diverged_hint(self) -> str:
+        return (
+            f"(last lr {self.exp.scheduler.lr:.3g}); lower train.scheduler.peak_lr or check "
+            "the features"
+        )
+
+    def _lr(self) -> float:
+        return self.exp.scheduler.lr
+
+    # ---- epochs ------------------------------------------------------------------------
     def _loader(self):
         exp = self.exp
         exp.sampler.set_epoch(self.epoch, self.batch_in_epoch)
@@ -176,94 +145,20 @@ class Trainer:
         gen.manual_seed(exp.cfg.train.seed * 1000003 + self.epoch)
         return exp.train_loader(gen)
 
-    def _train_epoch(self, bar: tqdm) -> bool:
-        """One (possibly partial) epoch; True when the step budget was reached."""
-        exp = self.exp
-        cfg = exp.cfg.train
-        sums: dict[str, float] = {}
-        n = 0
-        tick = time.perf_counter()
-        for batch in self._loader():
-            data_time = time.perf_counter() - tick
-            batch = batch.to(exp.device)
-            result = self._step(batch)
-            self.batch_in_epoch += 1
-            bar.update()
-            step_time = time.perf_counter() - tick
-            tick = time.perf_counter()
-            if result is None:
-                continue
-            self.step += 1
-            for k, v in result.items():
-                sums[k] = sums.get(k, 0.0) + v
-            n += 1
-            extra = {
-                "padding_fraction": _padding(batch),
-                "frames_per_sec": float(batch.tgt_lens.sum()) / max(step_time, 1e-9),
-                "data_time_share": data_time / max(step_time, 1e-9),
-            }
-            self.runlog.scalars("train", {**result, **extra}, self.step)
-            bar.set_postfix(loss=f"{result['total']:.3f}", lr=f"{result['lr']:.2e}")
-            if self.step % cfg.log_interval == 0:
-                logger.info(
-                    "epoch %d step %d: %s lr %.3g",
-                    self.epoch + 1,
-                    self.step,
-                    " ".join(
-                        f"{k} {result[k]:.4f}" for k in result if k not in ("lr", "grad_norm")
-                    ),
-                    result["lr"],
-                )
-            if cfg.save_interval_steps and self.step % cfg.save_interval_steps == 0:
-                self._save(["latest"])
-            if cfg.max_steps and self.step >= cfg.max_steps:
-                self._epoch_means = {k: v / n for k, v in sums.items()}
-                return True
-        self._epoch_means = {k: v / max(n, 1) for k, v in sums.items()}
-        return False
+    def _epoch_length(self) -> int:
+        self.exp.sampler.set_epoch(self.epoch, self.batch_in_epoch)
+        return len(self.exp.sampler)
 
-    def _after_epoch(self, finished: bool) -> None:
-        exp = self.exp
-        cfg = exp.cfg.train
-        names = ["latest"]
-        dev = None
-        if self.epoch % cfg.eval_interval == 0 or finished:
-            dev = evaluate(exp) if exp.world.is_main else None
-            if dev is not None:
-                self.last_dev = dev
-                self.runlog.scalars("dev", dev, self.step)
-                value = dev[cfg.best_metric]
-                if value < self.best["value"]:
-                    self.best = {"value": value, "epoch": self.epoch, "losses": dev}
-                    names.append("best")
-                logger.info(
-                    "epoch %d dev: %s%s",
-                    self.epoch,
-                    " ".join(f"{k} {v:.4f}" for k, v in dev.items()),
-                    "  (best)" if "best" in names else "",
-                )
-                if exp.write and cfg.dev_images:
-                    from vc_toolkit.train.devplots import log_dev_examples
+    def evaluate(self) -> dict[str, float]:
+        return evaluate(self.exp)
 
-                    log_dev_examples(exp, self.runlog, self.step)
-        if self.batch_in_epoch == 0 and self.epoch > 0 and self.epoch % cfg.ckpt_interval == 0:
-            names.append(f"epoch{self.epoch}")
-        row = {
-            "epoch": self.epoch,
-            "step": self.step,
-            "lr": exp.scheduler.lr,
-            "seconds": self.epoch_seconds[-1] if self.epoch_seconds else None,
-            "train": getattr(self, "_epoch_means", {}),
-        }
-        if dev is not None:
-            row["dev"] = dev
-        self.runlog.history(row)
-        self._save(names)
-        self.runlog.summary(self.summary(finished))
-        if dev is not None and self.on_eval is not None:
-            self.on_eval(self.epoch, dev)
+    def _log_examples(self, step: int) -> None:
+        if self.exp.cfg.train.dev_images:
+            from vc_toolkit.train.devplots import log_dev_examples
 
-    def _baselines(self) -> None:
+            log_dev_examples(self.exp, self.runlog, step)
+
+    def _start_baselines(self) -> None:
         """Dev losses before the first step and of copying the source (RNG state kept)."""
         from vc_toolkit.train.baselines import copy_source_losses
 
@@ -282,78 +177,27 @@ class Trainer:
             "dev %s before training: %.4f%s", metric, initial.get(metric, math.nan), copy_text
         )
 
-    def summary(self, finished: bool) -> dict:
+    def _start_message(self) -> str:
         exp = self.exp
-        secs = self.epoch_seconds
+        plan = exp.sampler.all_batches(self.epoch)
+        return (
+            f"tag {exp.tag}: {exp.core.num_params()} params, {len(exp.train_set)} train / "
+            f"{len(exp.dev_set)} dev utts, {len(exp.sampler.batches(self.epoch))} batches/epoch "
+            f"(padding {100 * exp.sampler.padding_fraction(plan):.1f}%), device {exp.device}, "
+            f"{torch.get_num_threads()} threads"
+        )
+
+    def _summary_head(self) -> dict:
+        exp = self.exp
         return {
-            "tag": exp.tag,
-            "spk": exp.cfg.spk,
-            "spk_fingerprint": exp.fingerprint["fingerprint"],
             "note": exp.cfg.note,
             "pretrain": exp.cfg.pretrain.tag if exp.cfg.pretrain else None,
-            "epochs_done": self.epoch,
-            "epochs_planned": exp.cfg.train.epochs,
-            "steps": self.step,
-            "finished": finished,
-            "seconds_per_epoch": float(np.mean(secs)) if secs else None,
-            "wall_seconds": float(np.sum(secs)) if secs else 0.0,
-            "best_metric": exp.cfg.train.best_metric,
-            "best": self.best if math.isfinite(self.best["value"]) else None,
-            "last_dev": self.last_dev,
-            "baselines": self.baselines,
+        }
+
+    def _summary_fields(self) -> dict:
+        exp = self.exp
+        return {
             "params": exp.core.num_params(),
             "trainable_params": exp.core.num_params(trainable_only=True),
             "device": str(exp.device),
-            "threads": torch.get_num_threads(),
-            "world_size": exp.world.world_size,
-            "code": code_version(),
         }
-
-    def run(self, max_epochs: int | None = None) -> dict:
-        """Train to ``train.epochs`` (or ``max_epochs``/``train.max_steps``)."""
-        exp = self.exp
-        cfg = exp.cfg.train
-        epochs = max_epochs or cfg.epochs
-        plan = exp.sampler.all_batches(self.epoch)
-        logger.info(
-            "tag %s: %d params, %d train / %d dev utts, %d batches/epoch (padding %.1f%%), "
-            "device %s, %d threads",
-            exp.tag,
-            exp.core.num_params(),
-            len(exp.train_set),
-            len(exp.dev_set),
-            len(exp.sampler.batches(self.epoch)),
-            100 * exp.sampler.padding_fraction(plan),
-            exp.device,
-            torch.get_num_threads(),
-        )
-        if self.epoch >= epochs:
-            logger.info("tag %s already trained for %d epochs; nothing to do", exp.tag, self.epoch)
-            self.runlog.close()
-            return self.summary(True)
-        if self.step == 0 and self.batch_in_epoch == 0 and exp.world.is_main:
-            self._baselines()
-        budget = False
-        try:
-            while self.epoch < epochs and not budget:
-                exp.sampler.set_epoch(self.epoch, self.batch_in_epoch)
-                bar = tqdm(
-                    total=len(exp.sampler) + self.batch_in_epoch,
-                    initial=self.batch_in_epoch,
-                    desc=f"epoch {self.epoch + 1}/{epochs}",
-                    unit="batch",
-                    disable=not exp.world.is_main,
-                    leave=False,
-                )
-                start = time.perf_counter()
-                budget = self._train_epoch(bar)
-                bar.close()
-                if not budget:
-                    self.epoch += 1
-                    self.batch_in_epoch = 0
-                self.epoch_seconds.append(time.perf_counter() - start)
-                finished = budget or self.epoch >= epochs
-                self._after_epoch(finished)
-        finally:
-            self.runlog.close()
-        return self.summary(True)
