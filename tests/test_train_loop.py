@@ -206,3 +206,44 @@ def test_copy_source_of_an_utterance_against_itself_costs_nothing(tiny_features_
     )
     assert copy_source_losses([same], same_stats, r=2)["mel"] == pytest.approx(0.0, abs=1e-6)
     assert copy_source_mel(same, same_stats, 2).shape == batch.src_mel.shape
+
+
+def _scalar_steps(exp_dir, tag: str) -> list[int]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(exp_dir / "tensorboard"))
+    acc.Reload()
+    return [e.step for e in acc.Scalars(tag)]
+
+
+def test_a_mid_epoch_resume_keeps_epoch_means_and_every_tensorboard_point(
+    tiny_features_root, tmp_path, monkeypatch
+):
+    data = copy.deepcopy(TINY_TAG)
+    data["train"].update(epochs=2, save_interval_steps=1)  # 3 steps per epoch
+    ref = copy_root(tiny_features_root, tmp_path / "ref")
+    write_conf(ref, "tag", "t", data)
+    train_tag("t", Layout(ref), device="cpu")
+
+    root = copy_root(tiny_features_root, tmp_path / "cut")
+    write_conf(root, "tag", "t", data)
+    real, calls = Trainer._step, []
+
+    def crash_at_step_5(self, batch):
+        calls.append(1)
+        if len(calls) == 5:  # epoch 2, after step 4 was saved as latest
+            raise KeyboardInterrupt
+        return real(self, batch)
+
+    monkeypatch.setattr(Trainer, "_step", crash_at_step_5)
+    with pytest.raises(KeyboardInterrupt):
+        train_tag("t", Layout(root), device="cpu")
+    monkeypatch.setattr(Trainer, "_step", real)
+    train_tag("t", Layout(root), device="cpu")
+
+    def rows(path):  # wall-clock seconds aside, the records must be the same
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in read_history(path)]
+
+    assert rows(root / "exp/t") == rows(ref / "exp/t")
+    assert _scalar_steps(root / "exp/t", "train/total") == [1, 2, 3, 4, 5, 6]
+    assert _scalar_steps(root / "exp/t", "dev/post_mel") == [0, 3, 6]

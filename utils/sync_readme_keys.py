@@ -17,7 +17,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def render(text: str) -> str:
-    for kind in ("spk", "tag"):
+    for kind in ("spk", "tag", "voc"):
         table = markdown_keys(key_rows(kind))
         pattern = re.compile(rf"(<!-- keys:{kind} -->\n).*?(<!-- /keys:{kind} -->)", re.S)
         text = pattern.sub(lambda m, t=table: m.group(1) + t + "\n" + m.group(2), text)

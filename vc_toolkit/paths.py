@@ -14,7 +14,7 @@ SPLITS = ("train", "dev", "eval")
 """The splits every spk is divided into at stage 0."""
 EVAL_SPLITS = ("dev", "eval")
 """The splits stages 3 and 4 convert and score."""
-SKIP_EXP = ("optuna", "report")
+SKIP_EXP = ("optuna", "report", "voc")
 """Folders of ``exp/`` that are not tags."""
 
 
@@ -59,6 +59,13 @@ class Layout:
 
     def tag_conf(self, tag: str) -> Path:
         return self.conf / "tag" / f"{tag}.yaml"
+
+    def voc_conf(self, voc: str) -> Path:
+        return self.conf / "voc" / f"{voc}.yaml"
+
+    def voc_exp(self, voc: str) -> Path:
+        """``exp/voc/<voc>``: a vocoder experiment (checkpoints, logs, its data)."""
+        return self.root / "exp" / "voc" / voc
 
     def data(self, spk: str) -> Path:
         return self.root / "data" / spk

@@ -8,7 +8,16 @@ from typing import get_args
 import yaml
 
 from vc_toolkit.bin import common
-from vc_toolkit.config import ConfigError, SpkConfig, TagConfig, load_spk, load_tag, to_dict
+from vc_toolkit.config import (
+    ConfigError,
+    SpkConfig,
+    TagConfig,
+    VocConfig,
+    load_spk,
+    load_tag,
+    load_voc,
+    to_dict,
+)
 from vc_toolkit.config.core import iter_keys
 from vc_toolkit.config.resolve import available, flatten
 from vc_toolkit.config.spk import Corpus
@@ -19,18 +28,21 @@ examples:
   vc-config show --tag demo_conv     the fully resolved tag (bases and preset applied)
   vc-config get --tag demo_conv spk  one value (dotted key)
   vc-config keys spk                 every spk key with type, default and help
+  vc-config show --voc demo_hifigan  a resolved vocoder config; keys voc documents them
 """
 
 
 def _load(args, layout):
-    if bool(args.spk) == bool(args.tag):
-        raise ConfigError("give exactly one of --spk and --tag")
-    return load_spk(args.spk, layout.root) if args.spk else load_tag(args.tag, layout.root)
+    given = [(k, getattr(args, k)) for k in ("spk", "tag", "voc") if getattr(args, k)]
+    if len(given) != 1:
+        raise ConfigError("give exactly one of --spk, --tag and --voc")
+    kind, name = given[0]
+    return {"spk": load_spk, "tag": load_tag, "voc": load_voc}[kind](name, layout.root)
 
 
 def _main(args, layout) -> int:
     if args.action == "list":
-        for kind in ("spk", "tag", "model", "optuna"):
+        for kind in ("spk", "tag", "voc", "model", "optuna"):
             print(f"{kind}: {' '.join(available(layout, kind)) or '(none)'}")
     elif args.action == "show":
         print(yaml.safe_dump(to_dict(_load(args, layout)), sort_keys=False), end="")
@@ -57,8 +69,10 @@ def key_rows(kind: str) -> list[tuple[str, str, object, str]]:
     """Every documented key of the spk or tag schema (corpus options per recipe)."""
     if kind == "tag":
         return list(iter_keys(TagConfig))
+    if kind == "voc":
+        return list(iter_keys(VocConfig))
     if kind != "spk":
-        raise ConfigError("vc-config keys needs 'spk' or 'tag'")
+        raise ConfigError("vc-config keys needs 'spk', 'tag' or 'voc'")
     rows = []
     for key, tp, default, text in iter_keys(SpkConfig):
         if key != "corpus":
@@ -84,9 +98,10 @@ def markdown_keys(rows) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = common.parser("vc-config", __doc__, EPILOG)
     p.add_argument("action", choices=["list", "show", "get", "keys"], help="what to do")
-    p.add_argument("key", nargs="?", help="get: dotted key; keys: spk or tag")
+    p.add_argument("key", nargs="?", help="get: dotted key; keys: spk, tag or voc")
     p.add_argument("--spk", help="dataset version name")
     p.add_argument("--tag", help="experiment name")
+    p.add_argument("--voc", help="vocoder experiment name")
     p.add_argument("--format", choices=["text", "md"], default="text", help="keys: output format")
     args = p.parse_intermixed_args(argv)
     return common.run(_main, args)

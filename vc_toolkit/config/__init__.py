@@ -1,8 +1,19 @@
 """Typed, strictly validated configs: spk (dataset version) and tag (experiment)."""
 
 from vc_toolkit.config.core import ConfigError, build, to_dict
-from vc_toolkit.config.resolve import load_spk, load_tag
+from vc_toolkit.config.resolve import load_spk, load_tag, load_voc
 from vc_toolkit.config.spk import SpkConfig
 from vc_toolkit.config.tag import TagConfig
+from vc_toolkit.config.voc import VocConfig
 
-__all__ = ["ConfigError", "SpkConfig", "TagConfig", "build", "load_spk", "load_tag", "to_dict"]
+__all__ = [
+    "ConfigError",
+    "SpkConfig",
+    "TagConfig",
+    "VocConfig",
+    "build",
+    "load_spk",
+    "load_tag",
+    "load_voc",
+    "to_dict",
+]

@@ -1,4 +1,4 @@
-"""Load spk/tag configs from ``conf/``: YAML, ``base:`` inheritance, model presets.
+"""Load spk/tag/voc configs from ``conf/``: YAML, ``base:`` inheritance, model presets.
 
 Example:
     >>> import tempfile, pathlib
@@ -24,6 +24,7 @@ import yaml
 from vc_toolkit.config.core import ConfigError, build, to_dict
 from vc_toolkit.config.spk import SpkConfig
 from vc_toolkit.config.tag import TagConfig
+from vc_toolkit.config.voc import VocConfig
 from vc_toolkit.paths import Layout
 
 
@@ -126,6 +127,13 @@ def load_tag(name: str, root: str | Path | None = None) -> TagConfig:
     data, files = load_raw(layout, "tag", name)
     data = _apply_preset(layout, data, files[-1])
     return build(TagConfig, data, where=_where(files))
+
+
+def load_voc(name: str, root: str | Path | None = None) -> VocConfig:
+    """Resolved, validated vocoder config ``conf/voc/<name>.yaml`` (bases applied)."""
+    layout = Layout.from_env(root)
+    data, files = load_raw(layout, "voc", name)
+    return build(VocConfig, data, where=_where(files))
 
 
 def _where(files: list[Path]) -> str:

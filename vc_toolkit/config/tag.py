@@ -208,28 +208,34 @@ LOSS_NAMES = (*loss_term_names(), "total")
 
 
 @dataclass(kw_only=True)
-class Train:
-    batch_size: int = opt(16, "utterances per optimizer step (per process)", min=1)
-    group_size: int = opt(4, "batches sorted by length together (FastSpeech2 style)", min=1)
-    max_frames: int | None = opt(None, "cap on target frames per batch; larger batches are split")
+class Budget:
+    """How long a training run goes and what it keeps: shared by tags and vocoders."""
+
     epochs: int = opt(100, "epoch budget", min=1)
     max_steps: int | None = opt(None, "optional step budget (stops earlier than epochs)")
     seed: int = opt(1234, "seed of initialisation, sampling and dropout")
     num_workers: int = opt(0, "data-loader workers", min=0)
     num_threads: int | None = opt(None, "torch CPU threads (null: all cores)")
-    optimizer: Optimizer = sub(Optimizer, "optimizer")
-    scheduler: Scheduler = sub(Scheduler, "learning-rate schedule")
-    grad_clip: float = opt(1.0, "max gradient norm (0 disables)", min=0)
     eval_interval: int = opt(1, "dev evaluation every N epochs", min=1)
     ckpt_interval: int = opt(10, "keep an epochN checkpoint every N epochs", min=1)
     save_interval_steps: int | None = opt(
         None, "also refresh 'latest' every N steps (mid-epoch resume)"
     )
     keep_checkpoints: int = opt(5, "epochN checkpoints kept (older ones deleted)", min=1)
-    best_metric: Literal[LOSS_NAMES] = opt("post_mel", "dev loss that selects 'best'")
     max_nonfinite: int = opt(10, "abort after this many non-finite losses in a row", min=1)
     amp: bool = opt(False, "mixed precision (CUDA only)")
     log_interval: int = opt(10, "steps between text-log lines", min=1)
+
+
+@dataclass(kw_only=True)
+class Train(Budget):
+    batch_size: int = opt(16, "utterances per optimizer step (per process)", min=1)
+    group_size: int = opt(4, "batches sorted by length together (FastSpeech2 style)", min=1)
+    max_frames: int | None = opt(None, "cap on target frames per batch; larger batches are split")
+    optimizer: Optimizer = sub(Optimizer, "optimizer")
+    scheduler: Scheduler = sub(Scheduler, "learning-rate schedule")
+    grad_clip: float = opt(1.0, "max gradient norm (0 disables)", min=0)
+    best_metric: Literal[LOSS_NAMES] = opt("post_mel", "dev loss that selects 'best'")
     dev_images: int = opt(2, "dev utterances drawn to TensorBoard", min=0)
 
 

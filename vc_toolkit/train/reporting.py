@@ -33,7 +33,9 @@ class RunLog:
             return
         from torch.utils.tensorboard import SummaryWriter
 
-        self.tb = SummaryWriter(str(exp_dir / "tensorboard"), purge_step=resume_step or None)
+        # the resumed checkpoint was saved after its step was logged: purge only what came later
+        purge = resume_step + 1 if resume_step else None
+        self.tb = SummaryWriter(str(exp_dir / "tensorboard"), purge_step=purge)
         self._handler = logging.FileHandler(exp_dir / "train.log")
         self._handler.setFormatter(
             logging.Formatter("%(asctime)s [%(name)s] %(message)s", "%Y-%m-%d %H:%M:%S")

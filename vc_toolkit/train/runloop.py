@@ -94,6 +94,10 @@ class RunLoop(ABC):
         self.epoch_seconds: list[float] = list(state.get("epoch_seconds", []))
         self.last_dev: dict[str, float] = state.get("last_dev", {})
         self.baselines: dict[str, dict[str, float]] = state.get("baselines", {})
+        # running sums of the epoch's logged values: a mid-epoch resume continues them
+        partial = state.get("epoch_sums") if self.batch_in_epoch else None
+        self._sums: dict[str, float] = dict(partial["sums"]) if partial else {}
+        self._count: int = int(partial["count"]) if partial else 0
         if state:
             checkpoint.set_rng_state(state["rng"])
         self._init_task(state)
@@ -163,6 +167,7 @@ class RunLoop(ABC):
             "last_dev": self.last_dev,
             "baselines": self.baselines,
             "epoch_seconds": self.epoch_seconds,
+            "epoch_sums": {"sums": self._sums, "count": self._count},
             "rng": checkpoint.rng_state(),
             **self.run_info.identity,
         }
@@ -194,8 +199,9 @@ class RunLoop(ABC):
     def _train_epoch(self, bar: tqdm) -> bool:
         """One (possibly partial) epoch; True when the step budget was reached."""
         cfg = self.run_info.budget
-        sums: dict[str, float] = {}
-        n = 0
+        if self.batch_in_epoch == 0:
+            self._sums, self._count = {}, 0
+        sums = self._sums
         tick = time.perf_counter()
         for batch in self._loader():
             data_time = time.perf_counter() - tick
@@ -211,7 +217,7 @@ class RunLoop(ABC):
             self.step += 1
             for k, v in result.items():
                 sums[k] = sums.get(k, 0.0) + v
-            n += 1
+            self._count += 1
             extra = self._step_extras(batch, step_time, data_time)
             self.runlog.scalars("train", {**result, **extra}, self.step)
             bar.set_postfix(loss=f"{result['total']:.3f}", lr=f"{result['lr']:.2e}")
@@ -228,9 +234,9 @@ class RunLoop(ABC):
             if cfg.save_interval_steps and self.step % cfg.save_interval_steps == 0:
                 self._save(["latest"])
             if cfg.max_steps and self.step >= cfg.max_steps:
-                self._epoch_means = {k: v / n for k, v in sums.items()}
+                self._epoch_means = {k: v / self._count for k, v in sums.items()}
                 return True
-        self._epoch_means = {k: v / max(n, 1) for k, v in sums.items()}
+        self._epoch_means = {k: v / max(self._count, 1) for k, v in sums.items()}
         return False
 
     def _after_epoch(self, finished: bool) -> None:
