@@ -1,0 +1,109 @@
+"""Library pieces for training HiFi-GAN: generator presets, discriminators, GAN losses,
+the differentiable log-mel, and one optimisation step of tiny nets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from vc_toolkit.errors import UserError
+from vc_toolkit.vocoder.hifigan import load_hifigan
+from vc_toolkit.vocoder.hifigan_generator import (
+    PRESETS,
+    Generator,
+    factorise_hop,
+    generator_config,
+)
+
+# ---- generator presets ----
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+@pytest.mark.parametrize("hop", [256, 160, 200])
+def test_every_preset_gives_frames_times_hop_samples(preset, hop):
+    n_stages = len(PRESETS[preset]["upsample_rates"])
+    cfg = generator_config(preset, n_mels=6, hop_length=hop, upsample_initial_channel=2**n_stages)
+    assert cfg.hop_length == hop and len(cfg.upsample_rates) == n_stages
+    assert list(cfg.upsample_rates) == sorted(cfg.upsample_rates, reverse=True)
+    for u, k in zip(cfg.upsample_rates, cfg.upsample_kernel_sizes):
+        assert (k - u) % 2 == 0 and k >= 2 * u
+    assert cfg.resblock == PRESETS[preset]["resblock"]
+    with torch.no_grad():
+        y = Generator(cfg)(torch.randn(2, 6, 5))
+    assert y.shape == (2, 1, 5 * hop)
+    assert torch.isfinite(y).all()
+
+
+def test_presets_are_the_papers_at_hop_256():
+    v1, v2, v3 = (generator_config(p, 80, 256) for p in ("V1", "v2", "v3"))
+    assert v1.upsample_rates == (8, 8, 2, 2) and v1.upsample_kernel_sizes == (16, 16, 4, 4)
+    assert (v1.upsample_initial_channel, v2.upsample_initial_channel) == (512, 128)
+    assert v1.resblock == v2.resblock == "1" and v1.resblock_kernel_sizes == (3, 7, 11)
+    assert v1.resblock_dilation_sizes == ((1, 3, 5),) * 3
+    assert v3.upsample_rates == (8, 8, 4) and v3.upsample_kernel_sizes == (16, 16, 8)
+    assert v3.upsample_initial_channel == 256 and v3.resblock == "2"
+    assert v3.resblock_kernel_sizes == (3, 5, 7)
+    assert v3.resblock_dilation_sizes == ((1, 2), (2, 6), (3, 12))
+    tiny = generator_config("tiny", 20, 160)
+    assert tiny.upsample_initial_channel == 32 and len(tiny.resblock_kernel_sizes) == 1
+
+
+def test_hop_factorisation_and_explicit_rates():
+    assert factorise_hop(256, (8, 8, 2, 2)) == (8, 8, 2, 2)
+    assert factorise_hop(160, (8, 8, 4)) == (8, 5, 4)
+    assert factorise_hop(300, (8, 8, 4)) == (10, 6, 5)
+    cfg = generator_config("v1", 80, 160, upsample_rates=(5, 4, 8))
+    assert cfg.upsample_rates == (5, 4, 8) and cfg.upsample_kernel_sizes == (11, 8, 16)
+    same = generator_config("v1", 80, 256, upsample_rates=(8, 8, 2, 2))
+    assert same.upsample_kernel_sizes == (16, 16, 4, 4)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(preset="v4", n_mels=80, hop_length=256), "unknown HiFi-GAN preset 'v4'"),
+        (dict(preset="v3", n_mels=80, hop_length=251), "hop_length 251 is not a product of 3"),
+        (dict(preset="v1", n_mels=80, hop_length=28), "hop_length 28 is not a product of 4"),
+        (
+            dict(preset="v1", n_mels=80, hop_length=160, upsample_rates=(8, 8, 2)),
+            "multiply to hop_length 160",
+        ),
+        (
+            dict(preset="v1", n_mels=80, hop_length=256, upsample_initial_channel=8),
+            "at least 16",
+        ),
+    ],
+)
+def test_impossible_shapes_are_one_line_user_errors(kwargs, match):
+    with pytest.raises(UserError, match=match) as err:
+        generator_config(**kwargs)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_weight_normed_generator_saves_and_loads_as_an_original_checkpoint(tmp_path):
+    cfg = generator_config("tiny", n_mels=8, hop_length=16, upsample_rates=(4, 4))
+    torch.manual_seed(0)
+    gen = Generator(cfg).init_weights(0.05).apply_weight_norm()
+    assert any("parametrizations.weight.original0" in k for k in gen.state_dict())
+    torch.save({"generator": gen.state_dict()}, tmp_path / "g_00000001")
+    h = {f: getattr(cfg, f) for f in ("upsample_rates", "upsample_kernel_sizes", "resblock")}
+    h.update(
+        upsample_initial_channel=cfg.upsample_initial_channel,
+        resblock_kernel_sizes=cfg.resblock_kernel_sizes,
+        resblock_dilation_sizes=cfg.resblock_dilation_sizes,
+        num_mels=8,
+        sampling_rate=16000,
+        hop_size=16,
+    )
+    (tmp_path / "config.json").write_text(json.dumps(h))
+    loaded = load_hifigan(tmp_path / "g_00000001")
+    x = torch.randn(1, 8, 7)
+    with torch.no_grad():
+        expected = gen(x)
+        assert expected.abs().max() > 1e-3
+        torch.testing.assert_close(loaded.generator(x), expected, rtol=0, atol=1e-6)
+        torch.testing.assert_close(gen.remove_weight_norm()(x), expected, rtol=0, atol=1e-6)
+    assert not any("parametrizations" in k for k in gen.state_dict())
