@@ -9,6 +9,14 @@ import pytest
 import torch
 
 from vc_toolkit.errors import UserError
+from vc_toolkit.vocoder.discriminators import (
+    DISCRIMINATOR_PRESETS,
+    DiscriminatorConfig,
+    HiFiGANDiscriminator,
+    MultiPeriodDiscriminator,
+    MultiScaleDiscriminator,
+    discriminator_config,
+)
 from vc_toolkit.vocoder.hifigan import load_hifigan
 from vc_toolkit.vocoder.hifigan_generator import (
     PRESETS,
@@ -107,3 +115,82 @@ def test_weight_normed_generator_saves_and_loads_as_an_original_checkpoint(tmp_p
         torch.testing.assert_close(loaded.generator(x), expected, rtol=0, atol=1e-6)
         torch.testing.assert_close(gen.remove_weight_norm()(x), expected, rtol=0, atol=1e-6)
     assert not any("parametrizations" in k for k in gen.state_dict())
+
+
+# ---- discriminators ----
+
+TINY_D = DISCRIMINATOR_PRESETS["tiny"]
+
+
+def _conv_out(n: int, k: int, s: int) -> int:
+    return (n + 2 * ((k - 1) // 2) - k) // s + 1
+
+
+@pytest.mark.parametrize("n", [480, 481])
+def test_multi_period_shapes(n):
+    torch.manual_seed(0)
+    mpd = MultiPeriodDiscriminator(TINY_D)
+    logits, feats = mpd(torch.randn(3, n))
+    assert mpd.names == ["period2", "period3", "period5", "period7", "period11"]
+    assert len(logits) == len(feats) == 5
+    for p, out, fmaps in zip(TINY_D.periods, logits, feats):
+        h = -(-n // p)  # reflect-padded to a multiple of p
+        assert len(fmaps) == len(TINY_D.period_channels)
+        for i, (fmap, c) in enumerate(zip(fmaps, TINY_D.period_channels)):
+            h = _conv_out(h, 5, 1 if i == len(fmaps) - 1 else 3)
+            assert fmap.shape == (3, c, h, p)
+        assert out.shape == (3, h * p)
+    assert [_norms(d) for d in mpd.discriminators] == [{"_WeightNorm"}] * 5
+
+
+def _norms(module: torch.nn.Module) -> set[str]:
+    """Kinds of weight parametrization on ``module``'s convs ("" for a plain conv)."""
+    kinds = set()
+    for m in module.modules():
+        if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d)):
+            params = getattr(m, "parametrizations", {})
+            kinds |= {type(p).__name__ for p in params["weight"]} if params else {""}
+    return kinds
+
+
+def test_multi_scale_shapes_and_norms():
+    torch.manual_seed(0)
+    msd = MultiScaleDiscriminator(TINY_D)
+    x = torch.randn(2, 1, 512)
+    logits, feats = msd(x)
+    assert msd.names == ["scale1", "scale2", "scale4"]
+    for n, out, fmaps in zip([512, 257, 129], logits, feats):  # pooled: N // 2 + 1
+        for fmap, c, k, s in zip(
+            fmaps, TINY_D.scale_channels, TINY_D.scale_kernels, TINY_D.scale_strides
+        ):
+            n = _conv_out(n, k, s)
+            assert fmap.shape == (2, c, n)
+        assert out.shape == (2, n)
+    norms = [_norms(d) for d in msd.discriminators]
+    assert norms == [{"_SpectralNorm"}, {"_WeightNorm"}, {"_WeightNorm"}]
+
+
+def test_combined_discriminator_orders_mpd_then_msd():
+    torch.manual_seed(0)
+    disc = HiFiGANDiscriminator(discriminator_config("TINY"))
+    x = torch.randn(2, 300)
+    logits, feats = disc(x)
+    assert disc.names == disc.mpd.names + disc.msd.names and len(logits) == len(feats) == 8
+    torch.testing.assert_close(logits[0], disc.mpd(x[:, None])[0][0])
+    torch.testing.assert_close(feats[-1][-1], disc.msd(x)[1][-1][-1])
+    with pytest.raises(ValueError, match=r"\(B, N\) or \(B, 1, N\)"):
+        disc(torch.randn(2, 2, 300))
+
+
+def test_discriminator_config_is_checked():
+    paper = DiscriminatorConfig()
+    assert paper.periods == (2, 3, 5, 7, 11) and paper.scales == 3
+    assert discriminator_config("paper") == paper
+    with pytest.raises(UserError, match="groups 3 must divide"):
+        DiscriminatorConfig(
+            scale_channels=(4, 8), scale_kernels=(3, 3), scale_strides=(1, 1), scale_groups=(1, 3)
+        )
+    with pytest.raises(UserError, match="same length"):
+        DiscriminatorConfig(scale_channels=(4, 8))
+    with pytest.raises(UserError, match="unknown HiFi-GAN discriminator preset"):
+        discriminator_config("huge")
