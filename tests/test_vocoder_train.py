@@ -17,6 +17,15 @@ from vc_toolkit.vocoder.discriminators import (
     MultiScaleDiscriminator,
     discriminator_config,
 )
+from vc_toolkit.vocoder.gan_losses import (
+    LAMBDA_FM,
+    LAMBDA_MEL,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+    generator_loss,
+    mel_l1_loss,
+)
 from vc_toolkit.vocoder.hifigan import load_hifigan
 from vc_toolkit.vocoder.hifigan_generator import (
     PRESETS,
@@ -194,3 +203,52 @@ def test_discriminator_config_is_checked():
         DiscriminatorConfig(scale_channels=(4, 8))
     with pytest.raises(UserError, match="unknown HiFi-GAN discriminator preset"):
         discriminator_config("huge")
+
+
+# ---- losses, against values computed by hand ----
+
+
+def t(*rows) -> torch.Tensor:
+    return torch.tensor(rows, dtype=torch.float32)
+
+
+def test_least_squares_discriminator_and_generator_losses_by_hand():
+    real = [t([1.0, 0.0]), t([2.0], [1.0])]
+    fake = [t([0.0, 1.0]), t([-1.0], [3.0])]
+    # k=1: mean((1-1)^2, (0-1)^2) = 0.5; mean(0^2, 1^2) = 0.5
+    # k=2: mean((2-1)^2, (1-1)^2) = 0.5; mean((-1)^2, 3^2) = 5
+    assert discriminator_loss(real, fake).item() == pytest.approx(6.5)
+    # k=1: mean((0-1)^2, (1-1)^2) = 0.5; k=2: mean((-1-1)^2, (3-1)^2) = 4
+    assert generator_adversarial_loss(fake).item() == pytest.approx(4.5)
+    with pytest.raises(ValueError, match="1 real and 2 generated"):
+        discriminator_loss(real[:1], fake)
+
+
+def test_feature_matching_loss_by_hand_and_real_maps_are_targets():
+    real = [[t([1.0, 2.0]), t([0.0], [0.0])], [t([[1.0, 1.0]])]]
+    fake = [[t([2.0, 0.0]), t([1.0], [-3.0])], [t([[1.0, 0.0]])]]
+    for maps in real + fake:
+        for m in maps:
+            m.requires_grad_(True)
+    # mean(1, 2) = 1.5; mean(1, 3) = 2; mean(0, 1) = 0.5
+    loss = feature_matching_loss(real, fake)
+    assert loss.item() == pytest.approx(4.0)
+    loss.backward()
+    assert real[0][0].grad is None and fake[0][0].grad is not None
+
+
+def test_mel_l1_and_weighted_generator_loss_by_hand():
+    target, generated = t([[0.0, 1.0]], [[2.0, 2.0]]), t([[1.0, 1.0]], [[2.0, -2.0]])
+    assert mel_l1_loss(target, generated).item() == pytest.approx(1.25)  # (1 + 0 + 0 + 4) / 4
+    with pytest.raises(ValueError, match="differ"):
+        mel_l1_loss(target, generated[:1])
+    fake_logits = [t([0.0])]  # adv = 1
+    real_feats, fake_feats = [[t([1.0])]], [[t([0.5])]]  # fm = 0.5
+    total, terms = generator_loss(fake_logits, real_feats, fake_feats, target, generated)
+    assert {k: v.item() for k, v in terms.items()} == pytest.approx(
+        {"adv": 1.0, "fm": 0.5, "mel": 1.25}
+    )
+    assert (LAMBDA_FM, LAMBDA_MEL) == (2.0, 45.0)
+    assert total.item() == pytest.approx(1.0 + 2.0 * 0.5 + 45.0 * 1.25)
+    total, _ = generator_loss(fake_logits, real_feats, fake_feats, target, generated, 1.0, 0.0)
+    assert total.item() == pytest.approx(1.5)
