@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
+from vc_toolkit.config.spk import Mel
 from vc_toolkit.errors import UserError
+from vc_toolkit.features.spectral import log_mel_energy
 from vc_toolkit.vocoder.discriminators import (
     DISCRIMINATOR_PRESETS,
     DiscriminatorConfig,
@@ -33,6 +36,7 @@ from vc_toolkit.vocoder.hifigan_generator import (
     factorise_hop,
     generator_config,
 )
+from vc_toolkit.vocoder.mel import LogMel
 
 # ---- generator presets ----
 
@@ -252,3 +256,48 @@ def test_mel_l1_and_weighted_generator_loss_by_hand():
     assert total.item() == pytest.approx(1.0 + 2.0 * 0.5 + 45.0 * 1.25)
     total, _ = generator_loss(fake_logits, real_feats, fake_feats, target, generated, 1.0, 0.0)
     assert total.item() == pytest.approx(1.5)
+
+
+# ---- the torch log-mel ----
+
+
+def speechlike(n: int, sr: int = 16000, seed: int = 0) -> np.ndarray:
+    """A gliding harmonic tone, amplitude-modulated, with noise and a zeroed gap."""
+    t = np.arange(n) / sr
+    phase = 2 * np.pi * np.cumsum(140.0 * (1 + 0.2 * np.sin(2 * np.pi * 2 * t))) / sr
+    x = sum(0.3 / k * np.sin(k * phase) for k in range(1, 40))
+    x = x * (0.5 + 0.5 * np.sin(2 * np.pi * 1.5 * t))
+    x = x + 0.01 * np.random.default_rng(seed).standard_normal(n)
+    x[n // 3 : n // 3 + n // 10] = 0.0
+    return x.astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        Mel(n_fft=512, win_length=512, hop_length=160, n_mels=20, fmax=7600),
+        Mel(n_fft=1024, win_length=800, hop_length=200, n_mels=80, fmax=None, log_base="10"),
+        Mel(n_fft=1024, win_length=1024, hop_length=256, n_mels=80, clip=0.0),
+    ],
+)
+def test_log_mel_equals_the_numpy_features(cfg):
+    sr = 16000
+    log_mel = LogMel(cfg, sr)
+    x = speechlike(12000)
+    for wav in (x, x[:3001], x[:100]):  # the last one is shorter than the padding
+        expected, _ = log_mel_energy(wav, sr, cfg)
+        got = log_mel(torch.from_numpy(wav)[None])
+        assert got.shape == (1, 1 + len(wav) // cfg.hop_length, cfg.n_mels)
+        np.testing.assert_allclose(got[0].numpy(), expected, rtol=0, atol=1e-4)
+    batch = np.stack([x[:8000], speechlike(8000, seed=1)])
+    got = log_mel(torch.from_numpy(batch)[:, None])  # (B, 1, N) is accepted too
+    for wav, mel in zip(batch, got):
+        np.testing.assert_allclose(mel.numpy(), log_mel_energy(wav, sr, cfg)[0], atol=1e-4)
+    assert not dict(log_mel.state_dict())
+
+
+def test_log_mel_has_finite_gradients_through_silence():
+    cfg = Mel(n_fft=256, win_length=256, hop_length=64, n_mels=16, fmax=None)
+    wav = torch.from_numpy(speechlike(2048)).requires_grad_(True)
+    LogMel(cfg, 16000)(torch.stack([wav, torch.zeros(2048)])).sum().backward()
+    assert wav.grad is not None and torch.isfinite(wav.grad).all() and wav.grad.abs().sum() > 0
