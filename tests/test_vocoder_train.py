@@ -301,3 +301,45 @@ def test_log_mel_has_finite_gradients_through_silence():
     wav = torch.from_numpy(speechlike(2048)).requires_grad_(True)
     LogMel(cfg, 16000)(torch.stack([wav, torch.zeros(2048)])).sum().backward()
     assert wav.grad is not None and torch.isfinite(wav.grad).all() and wav.grad.abs().sum() > 0
+
+
+# ---- one optimisation step of tiny nets ----
+
+
+def test_one_gan_step_of_tiny_nets_stays_finite():
+    torch.manual_seed(0)
+    mel_cfg = Mel(n_fft=64, win_length=64, hop_length=16, n_mels=8, fmax=None)
+    log_mel = LogMel(mel_cfg, 16000)
+    gen = Generator(generator_config("tiny", 8, 16, (4, 4))).init_weights().apply_weight_norm()
+    disc = HiFiGANDiscriminator(DISCRIMINATOR_PRESETS["tiny"])
+    opt_g = torch.optim.AdamW(gen.parameters(), 2e-4, betas=(0.8, 0.99))
+    opt_d = torch.optim.AdamW(disc.parameters(), 2e-4, betas=(0.8, 0.99))
+    audio = torch.from_numpy(speechlike(2 * 8 * 16).reshape(2, -1))  # B = 2, L = 8 frames
+    mel = log_mel(audio)[:, :8]  # the segment's input frames
+    before_g = [p.detach().clone() for p in gen.parameters()]
+    before_d = [p.detach().clone() for p in disc.parameters()]
+
+    fake = gen(mel.transpose(1, 2))[:, 0]
+    assert fake.shape == audio.shape
+    real_logits, _ = disc(audio)
+    fake_logits, _ = disc(fake.detach())
+    loss_d = discriminator_loss(real_logits, fake_logits)
+    opt_d.zero_grad()
+    loss_d.backward()
+    assert all(p.grad is None for p in gen.parameters())
+    opt_d.step()
+
+    _, real_feats = disc(audio)
+    fake_logits, fake_feats = disc(fake)
+    loss_g, terms = generator_loss(
+        fake_logits, real_feats, fake_feats, log_mel(audio), log_mel(fake)
+    )
+    opt_g.zero_grad()
+    loss_g.backward()
+    opt_g.step()
+
+    assert torch.isfinite(loss_d) and torch.isfinite(loss_g)
+    assert all(torch.isfinite(v) for v in terms.values())
+    for params, before in ((list(gen.parameters()), before_g), (list(disc.parameters()), before_d)):
+        assert all(torch.isfinite(p).all() for p in params)
+        assert any(not torch.equal(p, b) for p, b in zip(params, before))
