@@ -35,6 +35,7 @@ from vc_toolkit.vocoder.hifigan_generator import (
     Generator,
     factorise_hop,
     generator_config,
+    original_config,
 )
 from vc_toolkit.vocoder.mel import LogMel
 
@@ -110,15 +111,8 @@ def test_weight_normed_generator_saves_and_loads_as_an_original_checkpoint(tmp_p
     gen = Generator(cfg).init_weights(0.05).apply_weight_norm()
     assert any("parametrizations.weight.original0" in k for k in gen.state_dict())
     torch.save({"generator": gen.state_dict()}, tmp_path / "g_00000001")
-    h = {f: getattr(cfg, f) for f in ("upsample_rates", "upsample_kernel_sizes", "resblock")}
-    h.update(
-        upsample_initial_channel=cfg.upsample_initial_channel,
-        resblock_kernel_sizes=cfg.resblock_kernel_sizes,
-        resblock_dilation_sizes=cfg.resblock_dilation_sizes,
-        num_mels=8,
-        sampling_rate=16000,
-        hop_size=16,
-    )
+    mel = Mel(n_fft=64, win_length=64, hop_length=16, n_mels=8, fmax=None)
+    h = original_config(cfg, 16000, mel)
     (tmp_path / "config.json").write_text(json.dumps(h))
     loaded = load_hifigan(tmp_path / "g_00000001")
     x = torch.randn(1, 8, 7)
@@ -128,6 +122,8 @@ def test_weight_normed_generator_saves_and_loads_as_an_original_checkpoint(tmp_p
         torch.testing.assert_close(loaded.generator(x), expected, rtol=0, atol=1e-6)
         torch.testing.assert_close(gen.remove_weight_norm()(x), expected, rtol=0, atol=1e-6)
     assert not any("parametrizations" in k for k in gen.state_dict())
+    with pytest.raises(UserError, match="hop 16, the spk has 32"):
+        original_config(cfg, 16000, Mel(n_fft=64, win_length=64, hop_length=32, n_mels=8))
 
 
 # ---- discriminators ----

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
 
+from vc_toolkit.config.spk import Mel
 from vc_toolkit.errors import UserError
 
 LRELU_SLOPE = 0.1
@@ -348,3 +349,43 @@ def generator_config(
     if upsample_initial_channel is not None:
         shape["upsample_initial_channel"] = int(upsample_initial_channel)
     return GeneratorConfig(num_mels=int(n_mels), **shape)
+
+
+def original_config(cfg: GeneratorConfig, sample_rate: int, mel: Mel) -> dict:
+    """The ``config.json`` of the original HiFi-GAN format for a trained generator.
+
+    With it next to a ``{"generator": state_dict}`` file,
+    :func:`vc_toolkit.vocoder.hifigan.load_hifigan` (and ``infer.vocoder.type: hifigan``)
+    loads the generator. That format means a **natural-log** mel input: train on the
+    spk's log-mel in base e (times ``ln 10`` when ``feats.mel.log_base`` is 10).
+
+    Args:
+        cfg: The generator's shape.
+        sample_rate: The spk's sample rate, Hz.
+        mel: The spk's ``feats.mel`` (its hop must be ``cfg.hop_length``).
+
+    Raises:
+        UserError: the hop differs, or ``cfg`` has a conv kernel, bias or slope the
+            format cannot express (it assumes 7, True, 0.1).
+    """
+    if mel.hop_length != cfg.hop_length:
+        raise UserError(
+            f"HiFi-GAN upsampling gives hop {cfg.hop_length}, the spk has {mel.hop_length}"
+        )
+    if (cfg.kernel_size, cfg.bias, cfg.slope) != (7, True, LRELU_SLOPE):
+        raise UserError("the original HiFi-GAN config has kernel_size 7, bias and slope 0.1 only")
+    return {
+        "resblock": cfg.resblock,
+        "upsample_rates": list(cfg.upsample_rates),
+        "upsample_kernel_sizes": list(cfg.upsample_kernel_sizes),
+        "upsample_initial_channel": cfg.upsample_initial_channel,
+        "resblock_kernel_sizes": list(cfg.resblock_kernel_sizes),
+        "resblock_dilation_sizes": [list(d) for d in cfg.resblock_dilation_sizes],
+        "num_mels": cfg.num_mels,
+        "sampling_rate": sample_rate,
+        "hop_size": mel.hop_length,
+        "n_fft": mel.n_fft,
+        "win_size": mel.win_length,
+        "fmin": mel.fmin,
+        "fmax": mel.fmax,
+    }
