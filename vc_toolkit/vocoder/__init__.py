@@ -1,4 +1,11 @@
-"""Vocoders (log-mel → waveform), chosen by ``infer.vocoder.type`` from :data:`VOCODERS`."""
+"""Vocoders (log-mel → waveform), chosen by ``infer.vocoder.type`` from :data:`VOCODERS`.
+
+Pieces for training HiFi-GAN (imported from their modules, not here):
+:mod:`~vc_toolkit.vocoder.hifigan_generator` (generator, presets),
+:mod:`~vc_toolkit.vocoder.discriminators` (multi-period, multi-scale),
+:mod:`~vc_toolkit.vocoder.gan_losses`, :mod:`~vc_toolkit.vocoder.mel` (torch log-mel);
+the training data is :mod:`vc_toolkit.data.vocoder`.
+"""
 
 from vc_toolkit.vocoder import griffin_lim, hifigan
 from vc_toolkit.vocoder.base import VOCODERS, Vocoder, build_vocoder
