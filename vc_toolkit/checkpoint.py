@@ -65,8 +65,14 @@ def save(path: Path, state: dict) -> None:
         torch.save(state, f)
 
 
-def load(path: Path, map_location: str | torch.device = "cpu") -> dict:
+def load(path: Path, map_location: str | torch.device = "cpu", key: str = "model") -> dict:
     """Read a checkpoint written by :func:`save`.
+
+    Args:
+        path: The file.
+        map_location: Where tensors go.
+        key: The entry every checkpoint of this kind has (``model`` for acoustic
+            models, ``generator`` for vocoders).
 
     Raises:
         CheckpointError: missing, truncated or not a checkpoint of this toolkit.
@@ -79,8 +85,8 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict:
         raise CheckpointError(
             f"checkpoint {path} is unreadable ({type(err).__name__}: {str(err)[:120]})"
         ) from None
-    if not isinstance(state, dict) or "model" not in state:
-        raise CheckpointError(f"{path} is not a vc_toolkit checkpoint (no 'model' entry)")
+    if not isinstance(state, dict) or key not in state:
+        raise CheckpointError(f"{path} is not a vc_toolkit checkpoint (no '{key}' entry)")
     return state
 
 
@@ -124,7 +130,9 @@ def resolve(folder: Path, name: str) -> Path:
     return path
 
 
-def load_for_resume(folder: Path, name: str = "latest") -> tuple[dict, Path] | None:
+def load_for_resume(
+    folder: Path, name: str = "latest", key: str = "model"
+) -> tuple[dict, Path] | None:
     """Load the checkpoint to resume from, falling back past unreadable files.
 
     For ``latest``, a corrupt file is reported and the newest readable
@@ -140,7 +148,7 @@ def load_for_resume(folder: Path, name: str = "latest") -> tuple[dict, Path] | N
         candidates = [resolve(folder, name)]
     for path in candidates:
         try:
-            return load(path), path
+            return load(path, key=key), path
         except CheckpointError as err:
             if name != "latest":
                 raise

@@ -252,7 +252,12 @@ class Pretrain:
 @dataclass(kw_only=True)
 class Vocoder:
     type: Literal["griffin_lim", "hifigan"] = opt("griffin_lim", "vocoder")
-    checkpoint: str | None = opt(None, "hifigan: generator checkpoint (.pt / .pkl)")
+    voc: str | None = opt(
+        None, "hifigan: a vocoder trained here (exp/voc/<voc>); checkpoint: best, latest, epochN"
+    )
+    checkpoint: str | None = opt(
+        None, "hifigan: generator checkpoint (.pt / .pkl), or with voc: best, latest, epochN"
+    )
     config: str | None = opt(None, "hifigan: its config (.json / .yaml); null: next to checkpoint")
     gl_iters: int = opt(32, "griffin_lim: iterations", min=1)
     gl_power: float = opt(1.2, "griffin_lim: magnitude exponent before phase recovery", min=0.1)

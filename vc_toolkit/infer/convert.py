@@ -41,7 +41,7 @@ from vc_toolkit.io import atomic_open
 from vc_toolkit.models import build_model
 from vc_toolkit.paths import Layout
 from vc_toolkit.vocoder import VOCODERS, Vocoder, build_vocoder
-from vc_toolkit.vocoder.base import resolve_files
+from vc_toolkit.vocoder.base import locate
 
 logger = log.get("convert")
 PEAK = 0.99
@@ -51,6 +51,7 @@ _PLAIN = ("pitch_scale", "energy_scale", "duration_scale", "prosody", "temperatu
 OVERRIDES = {
     **{k: (k,) for k in _PLAIN},
     "vocoder": ("vocoder", "type"),
+    "voc": ("vocoder", "voc"),
     "vocoder_checkpoint": ("vocoder", "checkpoint"),
     "vocoder_config": ("vocoder", "config"),
 }
@@ -89,11 +90,11 @@ def resolve_infer(
         if getattr(infer, name) <= 0:
             raise ConfigError(f"--{name} must be > 0, got {getattr(infer, name)}")
     voc = infer.vocoder
+    if layout is not None:
+        locate(voc, layout)
     for key, what in VOCODERS.get(voc.type).required.items():
         if not getattr(voc, key):
-            raise ConfigError(f"--vocoder {voc.type} needs --vocoder_{key} ({what})")
-    if layout is not None:
-        resolve_files(voc, layout.resolve)
+            raise ConfigError(f"--vocoder {voc.type} needs --vocoder_{key} ({what}) or --voc")
     return infer
 
 

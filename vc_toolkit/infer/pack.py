@@ -37,7 +37,7 @@ from vc_toolkit.io import atomic_write_text
 from vc_toolkit.paths import Layout
 from vc_toolkit.records import code_version, load_tag_config, not_trained
 from vc_toolkit.vocoder import VOCODERS
-from vc_toolkit.vocoder.base import resolve_files
+from vc_toolkit.vocoder.base import locate, resolve_files
 
 logger = log.get("pack")
 PACK_FILES = ("config.yaml", "spk.yaml", "stats.npz", "model.pt", "vocoder.yaml")
@@ -179,14 +179,7 @@ def write_pack(bundle: Bundle, out: Path, copy_vocoder: bool = True) -> Path:
         ckpt.save(tmp / "model.pt", state)
         voc_cfg = bundle.cfg.infer.vocoder
         voc = to_dict(voc_cfg)
-        files = VOCODERS.get(voc_cfg.type).pack_files(voc_cfg)
-        if files and copy_vocoder:
-            (tmp / "vocoder").mkdir()
-        for key, f in files:
-            if copy_vocoder:
-                shutil.copy2(f, tmp / "vocoder" / f.name)
-            if key is not None:
-                voc[key] = f"vocoder/{f.name}" if copy_vocoder else str(f.resolve())
+        voc.update(VOCODERS.get(voc_cfg.type).export(voc_cfg, tmp / "vocoder", copy_vocoder))
         text = yaml.safe_dump(voc, sort_keys=False)
         note = "# vocoder of this pack; relative paths are inside the pack\n"
         atomic_write_text(tmp / "vocoder.yaml", note + text)
@@ -207,7 +200,7 @@ def write_pack(bundle: Bundle, out: Path, copy_vocoder: bool = True) -> Path:
 def pack_tag(layout: Layout, tag: str, checkpoint: str = "best", copy_vocoder: bool = True) -> Path:
     """Pack checkpoint ``checkpoint`` of ``tag`` into ``exp/<tag>/pack/<checkpoint>/``."""
     bundle = load_tag_bundle(layout, tag, checkpoint)
-    resolve_files(bundle.cfg.infer.vocoder, layout.resolve)
+    locate(bundle.cfg.infer.vocoder, layout)
     return write_pack(bundle, layout.pack_dir(tag, bundle.checkpoint), copy_vocoder)
 
 

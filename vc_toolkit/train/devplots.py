@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -21,6 +23,7 @@ def _f0(lf0: np.ndarray, vuv: np.ndarray | None, stats: dict) -> np.ndarray:
 def log_dev_examples(exp: Experiment, runlog: RunLog, step: int) -> None:
     """Draw the first ``train.dev_images`` dev utterances (target vs prediction)."""
     from vc_toolkit.vocoder import build_vocoder
+    from vc_toolkit.vocoder.base import locate
 
     n = min(exp.cfg.train.dev_images, len(exp.dev_set))
     if n == 0:
@@ -34,7 +37,9 @@ def log_dev_examples(exp: Experiment, runlog: RunLog, step: int) -> None:
         batch.src_mel, batch.src_lf0, batch.src_energy, batch.src_lens, batch.src_seg, batch.n_seg
     )
     model.train(was_training)
-    vocoder = build_vocoder(exp.cfg.infer.vocoder, exp.spk_cfg, device=exp.device)
+    voc_cfg = copy.deepcopy(exp.cfg.infer.vocoder)
+    locate(voc_cfg, exp.layout)
+    vocoder = build_vocoder(voc_cfg, exp.spk_cfg, device=exp.device)
     frame_s = exp.spk_cfg.feats.mel.hop_length / exp.spk_cfg.sample_rate
     for i, utt in enumerate(batch.utt_ids):
         tl, sl, cl = int(batch.tgt_lens[i]), int(batch.src_lens[i]), int(conv["tgt_lens"][i])

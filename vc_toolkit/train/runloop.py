@@ -141,6 +141,10 @@ class RunLoop(ABC):
         """Reference losses before the first step (optional)."""
         return None
 
+    def _epoch_done(self) -> None:
+        """After a whole epoch, before its evaluation and checkpoint (e.g. an lr decay)."""
+        return None
+
     def _log_examples(self, step: int) -> None:
         """Dev examples for TensorBoard after an evaluation (optional)."""
         return None
@@ -337,6 +341,7 @@ class RunLoop(ABC):
                 if not budget:
                     self.epoch += 1
                     self.batch_in_epoch = 0
+                    self._epoch_done()
                 self.epoch_seconds.append(time.perf_counter() - start)
                 finished = budget or self.epoch >= epochs
                 self._after_epoch(finished)

@@ -14,6 +14,7 @@ import random
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -140,20 +141,36 @@ def _loader(split, sampler, workers, device, generator=None) -> torch.utils.data
     )
 
 
-def _freeze_tag_config(
-    exp_dir: Path, tag: str, cfg: TagConfig, layout: Layout, force: bool
+def freeze_run_config(
+    exp_dir: Path, what: str, cfg: Any, conf_file: Path, layout: Layout, force: bool
 ) -> None:
+    """Freeze a run's resolved config into ``exp_dir/config.yaml`` (tags and vocs alike).
+
+    A config that differs from the frozen one is refused with the diff, or with
+    ``force`` the run is wiped and starts over.
+
+    Args:
+        exp_dir: The run's folder.
+        what: ``"tag 'x'"`` or ``"voc 'x'"``, for messages.
+        cfg: The resolved config.
+        conf_file: The ``conf/`` file it came from.
+        layout: Recipe root.
+        force: Accept a changed config (starts over).
+
+    Raises:
+        ConfigChangedError: the config changed and ``force`` is false.
+    """
     frozen = exp_dir / "config.yaml"
-    conf = os.path.relpath(layout.tag_conf(tag), layout.root)
-    diff = check_frozen(frozen, cfg, conf, force, f"tag '{tag}'")
+    conf = os.path.relpath(conf_file, layout.root)
+    diff = check_frozen(frozen, cfg, conf, force, what)
     if diff and force:
-        logger.warning("--force: tag '%s' changed; starting it over:", tag)
+        logger.warning("--force: %s changed; starting it over:", what)
         for line in diff:
             logger.warning("    %s", line)
         _wipe(exp_dir)
     from vc_toolkit import __version__
 
-    header = f"# resolved config of tag '{tag}' (vc_toolkit {__version__}), frozen from {conf}"
+    header = f"# resolved config of {what} (vc_toolkit {__version__}), frozen from {conf}"
     freeze(frozen, cfg, header=header)
 
 
@@ -209,7 +226,7 @@ def setup(
     if write:
         exp_dir.mkdir(parents=True, exist_ok=True)
         if from_conf:
-            _freeze_tag_config(exp_dir, tag, cfg, layout, force)
+            freeze_run_config(exp_dir, f"tag '{tag}'", cfg, layout.tag_conf(tag), layout, force)
 
     torch.set_num_threads(cfg.train.num_threads or max(1, os.cpu_count() or 1))
     seed_everything(cfg.train.seed)

@@ -9,7 +9,9 @@ returns ``T * hop_length`` float32 samples.
 Vocoders are chosen by ``infer.vocoder.type`` from :data:`VOCODERS`
 (:mod:`vc_toolkit.vocoder.griffin_lim`, :mod:`vc_toolkit.vocoder.hifigan`); each
 class builds itself from the config (:meth:`Vocoder.from_config`) and names the
-files a pack must carry (:meth:`Vocoder.pack_files`).
+files a pack must carry (:meth:`Vocoder.export`). :func:`locate` points a config at
+its files: a vocoder trained by ``vc-train-vocoder`` by name (``voc:``), other paths
+against the recipe root.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch
 
 from vc_toolkit.config.spk import SpkConfig
 from vc_toolkit.config.tag import Vocoder as VocoderConfig
+from vc_toolkit.paths import Layout, checkpoints_dir
 from vc_toolkit.registry import Registry
 
 VOCODERS: Registry = Registry("infer.vocoder")
@@ -81,12 +84,19 @@ class Vocoder(ABC):
         """Build the vocoder ``cfg`` (``infer.vocoder``) describes for the spk's features."""
 
     @classmethod
-    def pack_files(cls, cfg: VocoderConfig) -> list[tuple[str | None, Path]]:
-        """Files a pack must carry: ``(config key, path)``, key None for companion files.
+    def export(cls, cfg: VocoderConfig, folder: Path, copy: bool = True) -> dict[str, str]:
+        """Put what this vocoder loads into ``folder`` (a pack's ``vocoder/``).
 
-        A pack copies them into ``vocoder/`` and points the keys there. Default: none.
+        Args:
+            cfg: The (located) ``infer.vocoder`` block.
+            folder: Where its files go (created when there are files).
+            copy: False: reference the files where they are (absolute paths) instead.
+
+        Returns:
+            The ``infer.vocoder`` keys to change, paths relative to ``folder``'s parent.
+            Default: nothing (the vocoder needs no file).
         """
-        return []
+        return {}
 
     @abstractmethod
     def _synthesize(self, mels: list[np.ndarray]) -> list[np.ndarray]:
@@ -112,6 +122,24 @@ def resolve_files(cfg: VocoderConfig, resolve: Callable[[str], Path]) -> None:
         value = getattr(cfg, key)
         if value:
             setattr(cfg, key, str(resolve(value)))
+
+
+def locate(cfg: VocoderConfig, layout: Layout) -> None:
+    """Point ``cfg`` at its files, in place: a named ``voc`` at its checkpoint
+    (``exp/voc/<voc>/checkpoints/<checkpoint or best>.pt``, whose ``config.json`` lies
+    beside it), relative paths at the recipe root.
+
+    Example:
+        >>> cfg = VocoderConfig(type="hifigan", voc="v1demo")
+        >>> locate(cfg, Layout(Path("/r")))
+        >>> cfg.checkpoint, cfg.voc
+        ('/r/exp/voc/v1demo/checkpoints/best.pt', None)
+    """
+    if cfg.voc:
+        name = cfg.checkpoint or "best"
+        cfg.checkpoint = str(checkpoints_dir(layout.voc_exp(cfg.voc)) / f"{name}.pt")
+        cfg.config, cfg.voc = None, None
+    resolve_files(cfg, layout.resolve)
 
 
 def build_vocoder(

@@ -33,6 +33,7 @@ import json
 import logging
 import math
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -363,15 +364,31 @@ class HiFiGAN(Vocoder):
         return cls(cfg.checkpoint, cfg.config, spk.sample_rate, spk.feats.mel, device)
 
     @classmethod
-    def pack_files(cls, cfg: VocoderConfig) -> list[tuple[str | None, Path]]:
-        """The generator checkpoint, its config and feature statistics next to it, if any."""
+    def export(cls, cfg: VocoderConfig, folder: Path, copy: bool = True) -> dict[str, str]:
+        """The generator, its config and feature statistics next to it, if any.
+
+        A checkpoint of ``vc-train-vocoder`` (generator, discriminators and optimizer
+        states) is reduced to its generator, in the original ``{"generator": ...}`` form.
+        """
         checkpoint = Path(cfg.checkpoint or "")
         if not checkpoint.is_file():
             raise UserError(f"HiFi-GAN checkpoint {checkpoint} does not exist; fix infer.vocoder")
         config = Path(cfg.config) if cfg.config else find_config(checkpoint)
-        extra = [checkpoint.parent / n for n in ("stats.npy", "stats.h5")]
-        files: list[tuple[str | None, Path]] = [("checkpoint", checkpoint), ("config", config)]
-        return files + [(None, p) for p in extra if p.is_file()]
+        if not copy:
+            return {"checkpoint": str(checkpoint.resolve()), "config": str(config.resolve())}
+        folder.mkdir(parents=True, exist_ok=True)
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        name = checkpoint.name
+        if isinstance(state, dict) and "generator" in state and "discriminator" in state:
+            name = "generator.pt"
+            torch.save({"generator": state["generator"]}, folder / name)
+        else:
+            shutil.copy2(checkpoint, folder / name)
+        shutil.copy2(config, folder / config.name)
+        for extra in ("stats.npy", "stats.h5"):
+            if (checkpoint.parent / extra).is_file():
+                shutil.copy2(checkpoint.parent / extra, folder / extra)
+        return {"checkpoint": f"{folder.name}/{name}", "config": f"{folder.name}/{config.name}"}
 
     def _synthesize(self, mels: list[np.ndarray]) -> list[np.ndarray]:
         lens = [len(m) for m in mels]
