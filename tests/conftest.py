@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import yaml
-from factories import TINY_SPK, TINY_TAG, tiny_hifigan  # noqa: F401
+from factories import TINY_SPK, TINY_TAG, TINY_VOC, tiny_hifigan  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
 

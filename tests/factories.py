@@ -74,6 +74,24 @@ TINY_TAG = {
 }
 
 
+TINY_VOC = {
+    "spk": "tiny",
+    "note": "tiny vocoder for tests",
+    "generator": {"preset": "tiny", "channels": 16},
+    "discriminator": {"preset": "tiny"},
+    "train": {
+        "batch_size": 2,
+        "segment_frames": 8,
+        "epochs": 2,
+        "seed": 3,
+        "num_threads": 1,
+        "ckpt_interval": 1,
+        "dev_audio": 1,
+    },
+}
+"""A vocoder experiment on the tiny spk: tiny generator and discriminators, 3 steps/epoch."""
+
+
 def tiny_hifigan():
     """A HiFi-GAN generator shape for the tiny spk: 20 mels, hop 160 = 5 * 4 * 8."""
     from vc_toolkit.vocoder.hifigan_generator import GeneratorConfig

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from vc_toolkit import log
+from vc_toolkit import checkpoint, log
 from vc_toolkit.data.vocoder import (
     VocoderBatch,
     VocoderPairs,
@@ -32,7 +32,7 @@ from vc_toolkit.data.vocoder import (
     mel_floor,
 )
 from vc_toolkit.train.runloop import EvalHook, Run, RunLoop
-from vc_toolkit.train.voc_setup import VocExperiment
+from vc_toolkit.train.voc_setup import VocExperiment, generator_dir
 from vc_toolkit.vocoder.gan_losses import discriminator_loss, generator_loss
 from vc_toolkit.vocoder.mel import LogMel
 
@@ -175,7 +175,6 @@ class VocoderTrainer(RunLoop):
         return {"mel": total / max(frames, 1)}
 
     def _start_baselines(self) -> None:
-        from vc_toolkit import checkpoint
         from vc_toolkit.vocoder.griffin_lim import GriffinLim
 
         rng = checkpoint.rng_state()
@@ -219,6 +218,18 @@ class VocoderTrainer(RunLoop):
         g.train(was_training)
 
     # ---- checkpoints and summary ------------------------------------------------------------
+    def _save(self, names: list[str]) -> None:
+        """The training checkpoints, and beside them ``generator/<name>.pt``: the generator
+        alone in the original HiFi-GAN form (what ``infer.vocoder.voc`` and packs load)."""
+        super()._save(names)
+        if not self.save_checkpoints or not names:
+            return
+        folder = generator_dir(self.exp.exp_dir)
+        state = {"generator": self.exp.core_generator.state_dict(), "step": self.step}
+        for name in names:
+            checkpoint.save(folder / f"{name}.pt", state)
+        checkpoint.rotate(folder, self.exp.cfg.train.keep_checkpoints)
+
     def _task_state(self) -> dict:
         exp = self.exp
         return {

@@ -184,8 +184,13 @@ def build_generator(cfg: VocConfig, spk_cfg: SpkConfig) -> Generator:
     return Generator(shape)
 
 
+def generator_dir(exp_dir: Path) -> Path:
+    """``exp/voc/<VOC>/generator``: the generator files (original HiFi-GAN form) and config."""
+    return exp_dir / "generator"
+
+
 def write_loader_config(folder: Path, generator: Generator, spk_cfg: SpkConfig) -> None:
-    """``config.json`` beside the checkpoints, so the HiFi-GAN loader reads them as generators."""
+    """``config.json`` beside the generator files, so the HiFi-GAN loader reads them."""
     shape = original_config(generator.cfg, spk_cfg.sample_rate, spk_cfg.feats.mel)
     atomic_write_text(folder / "config.json", json.dumps(shape, indent=2) + "\n")
 
@@ -233,7 +238,7 @@ def setup(
         *_optimizers(cfg, generator, disc), pairs=pairs, fingerprint=fp, write=write,
     )  # fmt: skip
     if write:
-        write_loader_config(checkpoints_dir(exp_dir), exp.core_generator, spk_cfg)
+        write_loader_config(generator_dir(exp_dir), exp.core_generator, spk_cfg)
     _restore(exp, resume_from)
     if world.distributed:
         ids = [world.local_rank] if dev.type == "cuda" else None

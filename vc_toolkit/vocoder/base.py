@@ -26,7 +26,7 @@ import torch
 
 from vc_toolkit.config.spk import SpkConfig
 from vc_toolkit.config.tag import Vocoder as VocoderConfig
-from vc_toolkit.paths import Layout, checkpoints_dir
+from vc_toolkit.paths import Layout
 from vc_toolkit.registry import Registry
 
 VOCODERS: Registry = Registry("infer.vocoder")
@@ -125,19 +125,19 @@ def resolve_files(cfg: VocoderConfig, resolve: Callable[[str], Path]) -> None:
 
 
 def locate(cfg: VocoderConfig, layout: Layout) -> None:
-    """Point ``cfg`` at its files, in place: a named ``voc`` at its checkpoint
-    (``exp/voc/<voc>/checkpoints/<checkpoint or best>.pt``, whose ``config.json`` lies
+    """Point ``cfg`` at its files, in place: a named ``voc`` at its generator file
+    (``exp/voc/<voc>/generator/<checkpoint or best>.pt``, whose ``config.json`` lies
     beside it), relative paths at the recipe root.
 
     Example:
         >>> cfg = VocoderConfig(type="hifigan", voc="v1demo")
         >>> locate(cfg, Layout(Path("/r")))
         >>> cfg.checkpoint, cfg.voc
-        ('/r/exp/voc/v1demo/checkpoints/best.pt', None)
+        ('/r/exp/voc/v1demo/generator/best.pt', None)
     """
     if cfg.voc:
         name = cfg.checkpoint or "best"
-        cfg.checkpoint = str(checkpoints_dir(layout.voc_exp(cfg.voc)) / f"{name}.pt")
+        cfg.checkpoint = str(layout.voc_exp(cfg.voc) / "generator" / f"{name}.pt")
         cfg.config, cfg.voc = None, None
     resolve_files(cfg, layout.resolve)
 

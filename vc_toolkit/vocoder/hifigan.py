@@ -365,11 +365,7 @@ class HiFiGAN(Vocoder):
 
     @classmethod
     def export(cls, cfg: VocoderConfig, folder: Path, copy: bool = True) -> dict[str, str]:
-        """The generator, its config and feature statistics next to it, if any.
-
-        A checkpoint of ``vc-train-vocoder`` (generator, discriminators and optimizer
-        states) is reduced to its generator, in the original ``{"generator": ...}`` form.
-        """
+        """The generator file, its config and feature statistics next to it, if any."""
         checkpoint = Path(cfg.checkpoint or "")
         if not checkpoint.is_file():
             raise UserError(f"HiFi-GAN checkpoint {checkpoint} does not exist; fix infer.vocoder")
@@ -377,13 +373,8 @@ class HiFiGAN(Vocoder):
         if not copy:
             return {"checkpoint": str(checkpoint.resolve()), "config": str(config.resolve())}
         folder.mkdir(parents=True, exist_ok=True)
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        name = checkpoint.name
-        if isinstance(state, dict) and "generator" in state and "discriminator" in state:
-            name = "generator.pt"
-            torch.save({"generator": state["generator"]}, folder / name)
-        else:
-            shutil.copy2(checkpoint, folder / name)
+        name = f"generator{checkpoint.suffix}"
+        shutil.copy2(checkpoint, folder / name)
         shutil.copy2(config, folder / config.name)
         for extra in ("stats.npy", "stats.h5"):
             if (checkpoint.parent / extra).is_file():
