@@ -21,13 +21,14 @@ nnodes=1           # stage 2: machines for DDP
 node_rank=0        # stage 2: rank of this machine
 master_addr=localhost  # stage 2: address of the rank-0 machine
 master_port=29500  # stage 2: port of the rank-0 machine
+voc=demo_hifigan   # voc stage: conf/voc/<voc>.yaml
 study=demo         # optuna stages: conf/optuna/<study>.yaml
 trial=best         # optuna_export: trial number or best
 n_workers=1        # optuna: parallel worker processes on this machine
 tags=""            # report: tag pattern (glob) for the leaderboard
 dry_run=false      # print the commands of each stage without running them
 
-_po_options="stage stop_stage spk tag nj device force checkpoint resume_from with_pretrain ngpu nnodes node_rank master_addr master_port study trial n_workers tags dry_run"
+_po_options="stage stop_stage spk tag voc nj device force checkpoint resume_from with_pretrain ngpu nnodes node_rank master_addr master_port study trial n_workers tags dry_run"
 help_message="Usage: ./run.sh [options]
 
 Stages (numbered stages run from --stage to --stop_stage):
@@ -37,6 +38,7 @@ Stages (numbered stages run from --stage to --stop_stage):
   3  conversion         exp/<tag>           -> exp/<tag>/convert/<checkpoint>/{dev,eval}/*.wav
   4  evaluation         converted speech    -> exp/<tag>/eval/<checkpoint>/ + leaderboard row
 Named stages (run alone):
+  voc            train a vocoder conf/voc/<voc>.yaml -> exp/voc/<voc>/ (HiFi-GAN for the spk)
   pack           self-contained model directory exp/<tag>/pack/<checkpoint>/
   optuna         hyper-parameter study conf/optuna/<study>.yaml -> exp/optuna/<study>/
   optuna_export  write trial --trial of --study as conf/tag/<tag>.yaml
@@ -47,12 +49,13 @@ Options (defaults in brackets):
   --stop_stage N       last numbered stage [${stop_stage}]
   --spk NAME           dataset version [the tag's spk]
   --tag NAME           experiment [${tag}]
+  --voc NAME           vocoder experiment for --stage voc [${voc}]
   --nj N               parallel jobs for stages 0-1 [${nj}]
   --device D           auto, cpu, cuda, cuda:N [${device}]
   --force              redo finished stages; accept a changed config (starts over)
   --checkpoint C       best, latest or epochN for stages 3, 4 and pack [${checkpoint}]
   --resume_from C      stage 2: continue from best or epochN instead of latest
-  --with_pretrain      stage 2: first train the pretrain chain if it is not trained
+  --with_pretrain      stages 2 and voc: first train the pretrain chain if it is not trained
   --ngpu N             stage 2: GPUs for DDP on this machine [${ngpu}]
   --nnodes N --node_rank R --master_addr A --master_port P   stage 2: multi-node DDP
   --study NAME         optuna study [${study}]
@@ -66,6 +69,7 @@ Examples:
   ./run.sh                                  # demo end to end (stages 0-4)
   ./run.sh --stage 1 --stop_stage 1 --spk demo
   ./run.sh --stage 2 --tag demo_ar
+  ./run.sh --stage voc --voc demo_hifigan   # train a vocoder for the demo spk
   ./run.sh --stage optuna --study demo
   ./run.sh --stage optuna_export --study demo --trial best --tag demo_tuned
   ./run.sh --stage report"
@@ -84,7 +88,7 @@ x() { printf '+ %s\n' "$*"; [ "${dry_run}" = true ] || "$@"; }
 bool_flag() { [ "$2" = true ] && printf -- '--%s' "$1" || true; }
 force_flag="$(bool_flag force "${force}")"
 
-if [ -z "${spk}" ] && [[ ! "${stage}" =~ ^(optuna|optuna_export|report)$ ]]; then
+if [ -z "${spk}" ] && [[ ! "${stage}" =~ ^(optuna|optuna_export|report|voc)$ ]]; then
   spk="$(vc-config get --tag "${tag}" spk)"
 fi
 
@@ -113,6 +117,16 @@ run_stage() {
       log "stage 4: evaluation (tag ${tag}, checkpoint ${checkpoint}) -> exp/${tag}/eval/${checkpoint}/"
       x vc-evaluate --tag "${tag}" --checkpoint "${checkpoint}" --nj "${nj}" ${force_flag}
       x vc-report leaderboard --tags "${tag}" ;;
+    voc)
+      log "voc: vocoder ${voc} -> exp/voc/${voc}/"
+      ddp=()
+      if [ "${ngpu}" != 0 ] || [ "${nnodes}" != 1 ]; then
+        ddp=(--ngpu "${ngpu}" --nnodes "${nnodes}" --node_rank "${node_rank}"
+             --master_addr "${master_addr}" --master_port "${master_port}")
+      fi
+      x vc-train-vocoder --voc "${voc}" --device "${device}" --nj "${nj}" ${force_flag} \
+        ${resume_from:+--resume_from "${resume_from}"} \
+        $(bool_flag with_pretrain "${with_pretrain}") "${ddp[@]}" ;;
     pack)
       log "pack: tag ${tag}, checkpoint ${checkpoint} -> exp/${tag}/pack/${checkpoint}/"
       x vc-pack --tag "${tag}" --checkpoint "${checkpoint}" ;;

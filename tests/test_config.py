@@ -159,3 +159,11 @@ def test_every_shipped_config_validates():
         load_spk(name, REPO)
     for name in tags:
         assert load_tag(name, REPO).spk in spks
+
+
+def test_zero_epochs_needs_a_pretrain_tag(root):
+    write_conf(root, "tag", "t", {"spk": "demo", "train": {"epochs": 0}})
+    with pytest.raises(ConfigError, match="epochs 0 keeps the pretrain tag's weights"):
+        load_tag("t", root)
+    write_conf(root, "tag", "t", {"spk": "demo", "train": {"epochs": 0}, "pretrain": {"tag": "a"}})
+    assert load_tag("t", root).train.epochs == 0

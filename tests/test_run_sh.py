@@ -88,6 +88,14 @@ def test_named_stage_runs_alone():
     assert _commands(_run("--stage", "pack", "--spk", "demo")) == ["vc-pack"]
 
 
+def test_voc_stage_trains_the_named_vocoder():
+    out = _run("--stage", "voc", "--voc", "demo_hifigan_ft", "--with_pretrain")
+    assert _commands(out) == ["vc-train-vocoder"]
+    assert "+ vc-train-vocoder --voc demo_hifigan_ft --device auto --nj 2 --with_pretrain" in (
+        out.stdout
+    )
+
+
 def test_spk_defaults_to_the_tags_spk():
     out = _run("--stage", "0", "--stop_stage", "0", "--tag", "demo_ar")
     assert "+ vc-prepare-data --spk demo" in out.stdout

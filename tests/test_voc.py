@@ -139,11 +139,21 @@ def test_finetuning_on_teacher_forced_mels(voc_root, tmp_path):
 
 def test_a_tag_uses_a_trained_vocoder_by_name_and_packs_it(voc_root, tmp_path):
     root = copy_root(voc_root, tmp_path)
+    layout = Layout(root)
+    write_conf(root, "tag", "base", TINY_TAG)
+    train_tag("base", layout, device="cpu")
+    # an inference variant: the base tag's weights (epochs 0), another vocoder
     data = copy.deepcopy(TINY_TAG)
+    data["train"]["epochs"] = 0
+    data["pretrain"] = {"tag": "base", "checkpoint": "best"}
     data["infer"] = {"vocoder": {"type": "hifigan", "voc": "v", "checkpoint": "best"}}
     write_conf(root, "tag", "t", data)
-    layout = Layout(root)
-    train_tag("t", layout, device="cpu")
+    summary = train_tag("t", layout, device="cpu")
+    assert summary["epochs_done"] == 0 and summary["steps"] == 0
+    assert _same(
+        torch.load(root / "exp/t/checkpoints/best.pt", weights_only=False)["model"],
+        torch.load(root / "exp/base/checkpoints/best.pt", weights_only=False)["model"],
+    )
     bundle = load_tag_bundle(layout, "t")
     infer = resolve_infer(bundle.cfg.infer, {}, layout)
     assert infer.vocoder.checkpoint == str(root / "exp/voc/v/generator/best.pt")

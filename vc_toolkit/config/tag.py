@@ -211,7 +211,9 @@ LOSS_NAMES = (*loss_term_names(), "total")
 class Budget:
     """How long a training run goes and what it keeps: shared by tags and vocoders."""
 
-    epochs: int = opt(100, "epoch budget", min=1)
+    epochs: int = opt(
+        100, "epoch budget (0: keep the pretrain weights as they are, an inference variant)", min=0
+    )
     max_steps: int | None = opt(None, "optional step budget (stops earlier than epochs)")
     seed: int = opt(1234, "seed of initialisation, sampling and dropout")
     num_workers: int = opt(0, "data-loader workers", min=0)
@@ -295,3 +297,9 @@ class TagConfig:
     pretrain: Pretrain | None = opt(None, "fine-tune from another tag")
     infer: Infer = sub(Infer, "conversion")
     eval: Eval = sub(Eval, "objective evaluation")
+
+    def validate(self) -> None:
+        if self.train.epochs == 0 and self.pretrain is None:
+            raise ValueError(
+                "train.epochs 0 keeps the pretrain tag's weights; set pretrain.tag, or epochs >= 1"
+            )

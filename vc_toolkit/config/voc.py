@@ -94,3 +94,9 @@ class VocConfig:
     data: VocData = sub(VocData, "training data")
     train: VocTrain = sub(VocTrain, "training")
     pretrain: VocPretrain | None = opt(None, "fine-tune from another voc")
+
+    def validate(self) -> None:
+        if self.train.epochs == 0 and self.pretrain is None:
+            raise ValueError(
+                "train.epochs 0 keeps the pretrain voc's weights; set pretrain.voc, or epochs >= 1"
+            )

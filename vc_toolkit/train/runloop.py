@@ -313,11 +313,35 @@ class RunLoop(ABC):
         """Summary entries shown right after the identity (e.g. note, pretrain)."""
         return {}
 
+    def _keep_initial(self) -> dict:
+        """``epochs: 0``: evaluate the initial (pretrained) weights and keep them as this run's
+        ``latest`` and ``best``, so later stages use them under this run's own settings."""
+        run, cfg = self.run_info, self.run_info.budget
+        try:
+            if run.world.is_main:
+                self._start_baselines()
+                dev = self.evaluate()
+                self.last_dev = dev
+                self.best = {"value": dev[cfg.best_metric], "epoch": 0, "losses": dev}
+                logger.info(
+                    "%s: epochs 0, keeping the initial weights (dev %s %.4f)",
+                    run.name,
+                    cfg.best_metric,
+                    dev[cfg.best_metric],
+                )
+            self._save(["latest", "best"])
+            self.runlog.summary(self.summary(True))
+        finally:
+            self.runlog.close()
+        return self.summary(True)
+
     def run(self, max_epochs: int | None = None) -> dict:
         """Train to ``epochs`` (or ``max_epochs``/``max_steps``); returns the summary."""
         run, cfg = self.run_info, self.run_info.budget
         epochs = max_epochs or cfg.epochs
         logger.info("%s", self._start_message())
+        if epochs == 0 and run.resume is None:
+            return self._keep_initial()
         if self.epoch >= epochs:
             logger.info("%s already trained for %d epochs; nothing to do", run.name, self.epoch)
             self.runlog.close()
