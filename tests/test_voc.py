@@ -167,3 +167,37 @@ def test_a_tag_uses_a_trained_vocoder_by_name_and_packs_it(voc_root, tmp_path):
     packed = load_pack(moved)
     (again,) = Converter(packed)([item])
     np.testing.assert_array_equal(again["wav"], res["wav"])
+
+
+@pytest.mark.slow
+def test_sigkill_then_rerun_ends_bit_identical(voc_root, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = copy_root(voc_root, tmp_path)
+    write_conf(root, "voc", "k", _voc(epochs=4, save_interval_steps=2, log_interval=1))
+    cmd = [sys.executable, "-m", "vc_toolkit.bin.train_vocoder", "--voc", "k"]
+    cmd += ["--root", str(root), "--device", "cpu", "--nj", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = root / "exp/voc/k/train.log"
+    deadline = time.time() + 180
+    while time.time() < deadline:  # somewhere in epoch 3, between checkpoints
+        if log.is_file() and "step 7:" in log.read_text():
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    assert torch.load(root / "exp/voc/k/checkpoints/latest.pt", weights_only=False)["step"] < 12
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "resuming from" in out.stderr
+
+    ref = copy_root(voc_root, tmp_path / "ref")
+    write_conf(ref, "voc", "k", _voc(epochs=4, save_interval_steps=2, log_interval=1))
+    train_voc("k", Layout(ref), device="cpu")
+    for name in ("generator", "discriminator"):
+        a = torch.load(root / "exp/voc/k/checkpoints/latest.pt", weights_only=False)[name]
+        b = torch.load(ref / "exp/voc/k/checkpoints/latest.pt", weights_only=False)[name]
+        assert _same(a, b), name
