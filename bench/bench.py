@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from vc_toolkit.config import TagConfig
     from vc_toolkit.paths import Layout
 
-SECTIONS = ("preprocess", "batching", "training", "conversion", "memory")
+SECTIONS = ("preprocess", "batching", "training", "conversion", "memory", "vocoder")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,11 +45,17 @@ class Plan:
     vocoder_reps: int
     memory_pairs: int
     memory_steps: int
+    vocoder: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
+    """Vocoder size → (warm-up steps, measured steps) of HiFi-GAN training."""
+    vocoder_presets: tuple[str, ...] = ("v1", "v2", "v3", "tiny")
 
 
 VARIANTS = ("conv", "ar", "arnar", "gmm")
-QUICK = Plan(12, 2, 10, {"demo": (1, 3)}, VARIANTS, 3, 1, 4, 1)
-FULL = Plan(48, 5, 50, {"demo": (2, 10), "base": (1, 4)}, VARIANTS, 9, 3, 8, 2)
+QUICK = Plan(12, 2, 10, {"demo": (1, 3)}, VARIANTS, 3, 1, 4, 1, {"tiny": (1, 3)}, ("tiny",))
+FULL = Plan(
+    48, 5, 50, {"demo": (2, 10), "base": (1, 4)}, VARIANTS, 9, 3, 8, 2,
+    {"tiny": (1, 5), "v1": (1, 2)},
+)  # fmt: skip
 
 
 def wait_until_quiet(threshold: float, limit_s: float, poll_s: float = 15.0) -> list[float]:
@@ -134,6 +140,7 @@ def run_conversion(layout: Layout, spk: str, tag: str, plan: Plan) -> dict:
         variants,
         plan.conversion_reps,
         vocoder_reps=plan.vocoder_reps,
+        presets=plan.vocoder_presets,
     )
 
 
@@ -148,6 +155,18 @@ def run_memory(layout: Layout, spk: str, tag: str, plan: Plan) -> dict:
             "train", "--tag", tag, "--preset", "base", "--steps", str(plan.memory_steps), root=root
         ),
     }
+
+
+def run_vocoder(layout: Layout, spk: str, plan: Plan) -> dict:
+    from memory import measure
+    from vocoder import bench_vocoder_training
+
+    out: dict = {"training": {}, "memory": {}}
+    for size, (warmup, steps) in plan.vocoder.items():
+        _log(f"6/6 vocoder training: {size}, {warmup} + {steps} steps")
+        out["training"][size] = bench_vocoder_training(layout, spk, size, steps, warmup)
+        out["memory"][size] = measure("voc", "--spk", spk, "--size", size, root=layout.root)
+    return out
 
 
 def notes(res: dict) -> list[str]:
@@ -208,6 +227,7 @@ def main(argv: list[str] | None = None) -> dict:
         "training": lambda: run_training(layout, args.tag, plan),
         "conversion": lambda: run_conversion(layout, args.spk, args.tag, plan),
         "memory": lambda: run_memory(layout, args.spk, args.tag, plan),
+        "vocoder": lambda: run_vocoder(layout, args.spk, plan),
     }
     res["section_seconds"] = {}
     for name in SECTIONS:

@@ -36,7 +36,7 @@ from vc_toolkit.features.stats import denormalize_mel, load_stats
 from vc_toolkit.models import FastSpeech2VC, build_model
 from vc_toolkit.paths import Layout
 from vc_toolkit.vocoder import GriffinLim, HiFiGAN, Vocoder
-from vc_toolkit.vocoder.hifigan_generator import Generator, GeneratorConfig
+from vc_toolkit.vocoder.hifigan_generator import Generator, GeneratorConfig, generator_config
 
 HIFIGAN_V1 = GeneratorConfig(
     num_mels=80,
@@ -202,6 +202,7 @@ def bench_conversion(
     batch_sizes: tuple[int, ...] = (1, 8),
     threads: int = 2,
     gen_cfg: GeneratorConfig | None = HIFIGAN_V1,
+    presets: tuple[str, ...] = (),
     vocoder_reps: int | None = None,
 ) -> dict:
     """Figure 4: acoustic-model RTF per preset and predictor, and vocoder RTF.
@@ -215,6 +216,8 @@ def bench_conversion(
         batch_sizes: Utterances per conversion call.
         threads: Torch CPU threads.
         gen_cfg: HiFi-GAN shape (None: Griffin-Lim only).
+        presets: Also HiFi-GAN generator presets (``v1``, ``v2``, ``v3``, ``tiny``) refit to
+            the spk's hop, as ``vc-train-vocoder`` builds them (rows ``hifigan_<preset>``).
         vocoder_reps: Repetitions of the vocoders (default ``reps``).
 
     Returns:
@@ -242,6 +245,12 @@ def bench_conversion(
             }
             if gen_cfg is not None:
                 vocs["hifigan"] = random_hifigan(spk, Path(tmp), gen_cfg)
+            mel = spk.feats.mel
+            for preset in presets:
+                shape = generator_config(preset, mel.n_mels, mel.hop_length)
+                folder = Path(tmp) / preset
+                folder.mkdir()
+                vocs[f"hifigan_{preset}"] = random_hifigan(spk, folder, shape)
             for n in batch_sizes:
                 mels = [
                     denormalize_mel(it["tgt_mel"], stats, side="tgt") for it in pick_items(dev, n)

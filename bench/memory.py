@@ -97,6 +97,16 @@ def train_peak(root: Path, tag: str, preset: str | None, predictor: str, steps: 
     }
 
 
+def voc_peak(root: Path, spk: str, size: str, steps: int) -> dict:
+    """Peak RSS (MiB) of this process after ``steps`` HiFi-GAN training steps of ``size``."""
+    from vocoder import bench_vocoder_training
+
+    from vc_toolkit.paths import Layout
+
+    rec = bench_vocoder_training(Layout(root), spk, size, steps, warmup=0)
+    return {"size": size, "steps": steps, "peak_mb": proc_status_mb("VmHWM"), **rec}
+
+
 def measure(kind: str, *args: str, root: Path, timeout: float = 600) -> dict:
     """Run ``memory.py <kind> --root <root> <args>`` in a fresh process; its JSON record.
 
@@ -126,9 +136,16 @@ def main(argv: list[str] | None = None) -> None:
     tr.add_argument("--preset", default=None)
     tr.add_argument("--predictor", default="conv")
     tr.add_argument("--steps", type=int, default=2)
+    vo = sub.add_parser("voc", help="HiFi-GAN training steps")
+    vo.add_argument("--root", type=Path, required=True)
+    vo.add_argument("--spk", required=True)
+    vo.add_argument("--size", default="tiny")
+    vo.add_argument("--steps", type=int, default=1)
     a = parser.parse_args(argv)
     if a.kind == "stage1":
         rec = stage1_peak(a.root.resolve(), a.spk, a.pairs, a.nj)
+    elif a.kind == "voc":
+        rec = voc_peak(a.root.resolve(), a.spk, a.size, a.steps)
     else:
         rec = train_peak(a.root.resolve(), a.tag, a.preset, a.predictor, a.steps)
     print(json.dumps(rec))

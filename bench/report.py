@@ -272,6 +272,36 @@ def _memory(mem: dict) -> list[str]:
     return lines + _table(["process", "peak RSS", "note"], rows)
 
 
+def _vocoder(voc: dict) -> list[str]:
+    lines = ["", "## 6. Vocoder training (HiFi-GAN, 2 torch threads)", ""]
+    rows = []
+    for size, r in voc["training"].items():
+        mem = voc.get("memory", {}).get(size, {})
+        rows.append(
+            [
+                size,
+                f"{r['generator']} / {r['discriminator']}",
+                f"{r['generator_params'] / 1e6:.2f} M / {r['discriminator_params'] / 1e6:.2f} M",
+                f"{r['batch_size']} x {r['segment_samples']}",
+                fmt(r["step_seconds"], digits=2),
+                fmt(r["samples_per_second"], digits=0),
+                str(r["steps_in_15_min"]),
+                f"{mem['peak_mb']:.0f} MiB" if mem else "-",
+            ]
+        )
+    header = [
+        "size",
+        "generator / discriminators",
+        "params",
+        "batch x samples",
+        "s/step",
+        "samples/s",
+        "steps in 15 min",
+        "peak RSS",
+    ]
+    return lines + _table(header, rows)
+
+
 def markdown(res: dict) -> str:
     """The whole report: machine, one section per figure, then the targets."""
     lines = _machine(res)
@@ -285,6 +315,8 @@ def markdown(res: dict) -> str:
         lines += _conversion(res["conversion"])
     if res.get("memory"):
         lines += _memory(res["memory"])
+    if res.get("vocoder"):
+        lines += _vocoder(res["vocoder"])
     rows = [
         [t["target"], t["measured"], "met" if t["met"] else "**missed**"] for t in res["targets"]
     ]

@@ -22,6 +22,7 @@ import preproc  # noqa: E402
 import report  # noqa: E402
 import timing  # noqa: E402
 import training  # noqa: E402
+import vocoder  # noqa: E402
 
 from vc_toolkit.config import load_spk  # noqa: E402
 from vc_toolkit.data.dump import DumpSplit  # noqa: E402
@@ -274,3 +275,12 @@ def test_bench_doctests_pass(module):
 
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_vocoder_training_figure_on_tiny(tagged_root):
+    rec = vocoder.bench_vocoder_training(Layout(tagged_root), "tiny", "tiny", steps=2, warmup=0)
+    assert rec["step_seconds"]["n"] == 2 and rec["segment_samples"] == 32 * 160
+    assert rec["generator_params"] > 0 and rec["steps_in_15_min"] > 0
+    assert not (tagged_root / "exp").exists()  # nothing written under exp/
+    table = "\n".join(report._vocoder({"training": {"tiny": rec}, "memory": {}}))
+    assert "| tiny" in table and "tiny / tiny" in table
