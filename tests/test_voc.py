@@ -16,7 +16,7 @@ from vc_toolkit.data.dump import DumpSplit
 from vc_toolkit.data.vocoder import load_pair
 from vc_toolkit.features.stats import denormalize_mel, load_stats
 from vc_toolkit.infer.convert import Converter, resolve_infer
-from vc_toolkit.infer.pack import load_pack, load_tag_bundle, pack_tag
+from vc_toolkit.infer.pack import archive_pack, load_pack, load_tag_bundle, pack_tag
 from vc_toolkit.models import build_model
 from vc_toolkit.paths import Layout
 from vc_toolkit.train.stage import run as train_tag
@@ -167,6 +167,9 @@ def test_a_tag_uses_a_trained_vocoder_by_name_and_packs_it(voc_root, tmp_path):
     packed = load_pack(moved)
     (again,) = Converter(packed)([item])
     np.testing.assert_array_equal(again["wav"], res["wav"])
+    archive = archive_pack(moved)
+    (from_tar,) = Converter(load_pack(archive))([item])
+    np.testing.assert_array_equal(from_tar["wav"], res["wav"])
 
 
 @pytest.mark.slow

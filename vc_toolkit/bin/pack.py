@@ -15,6 +15,8 @@ and README.txt. Copy the folder anywhere and convert with it:
 examples:
   vc-pack --tag demo_conv
   vc-pack --tag demo_conv --checkpoint epoch40
+  vc-pack --tag demo_conv_hifigan --tar      one file, vocoder included:
+  vc-convert --pack exp/demo_conv_hifigan/pack/best.tar.gz --input speech.wav
 """
 
 
@@ -23,6 +25,11 @@ def _main(args, layout) -> int:
 
     out = pack_tag(layout, args.tag, args.checkpoint, copy_vocoder=not args.link_vocoder)
     print(f"packed tag {args.tag} ({args.checkpoint}) into {out}")
+    if args.tar:
+        from vc_toolkit.infer.pack import archive_pack
+
+        out = archive_pack(out)
+        print(f"archived as {out}")
     print(f"convert with: vc-convert --pack {out} --input FILE|FOLDER --output DIR")
     return 0
 
@@ -31,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     p = common.parser("vc-pack", __doc__, EPILOG)
     p.add_argument("--tag", required=True, help="trained experiment (exp/<TAG>)")
     p.add_argument("--checkpoint", default="best", help="best, latest or epochN [best]")
+    p.add_argument("--tar", action="store_true", help="also write <pack>.tar.gz (one file)")
     p.add_argument(
         "--link_vocoder",
         action="store_true",

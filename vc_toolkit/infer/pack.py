@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,13 +205,36 @@ def pack_tag(layout: Layout, tag: str, checkpoint: str = "best", copy_vocoder: b
     return write_pack(bundle, layout.pack_dir(tag, bundle.checkpoint), copy_vocoder)
 
 
+def archive_pack(folder: Path) -> Path:
+    """``<folder>.tar.gz`` of a pack (one file to hand over; :func:`load_pack` reads it)."""
+    out = folder.with_name(folder.name + ".tar.gz")
+    tmp = folder.with_name(f".{folder.name}.tar.gz.{os.getpid()}")
+    with tarfile.open(tmp, "w:gz") as tar:
+        tar.add(folder, arcname=folder.name)
+    os.replace(tmp, out)
+    return out
+
+
+def _unpack(archive: Path) -> Path:
+    """Extract a pack archive into a temporary folder; the pack folder inside it."""
+    target = Path(tempfile.mkdtemp(prefix="vc-pack-"))
+    with tarfile.open(archive, "r:gz") as tar:
+        tar.extractall(target, filter="data")
+    inside = [p for p in target.iterdir() if p.is_dir()]
+    if len(inside) != 1:
+        raise UserError(f"{archive} does not hold one pack folder; make it with vc-pack --tar")
+    return inside[0]
+
+
 def load_pack(folder: str | Path) -> Bundle:
-    """The :class:`Bundle` stored in a pack directory.
+    """The :class:`Bundle` stored in a pack directory (or a ``.tar.gz`` of one).
 
     Raises:
         UserError: the folder is missing or lacks a pack file.
     """
     folder = Path(folder)
+    if folder.is_file() and folder.name.endswith((".tar.gz", ".tgz")):
+        folder = _unpack(folder)
     if not folder.is_dir():
         raise UserError(f"pack {folder} does not exist; make one with vc-pack --tag T")
     missing = [n for n in PACK_FILES if not (folder / n).is_file()]
