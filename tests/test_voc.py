@@ -161,7 +161,7 @@ def test_a_tag_uses_a_trained_vocoder_by_name_and_packs_it(voc_root, tmp_path):
     (res,) = Converter(bundle, infer)([item])
     assert len(res["wav"]) == len(res["mel"]) * HOP and np.abs(res["wav"]).max() > 0
     pack = pack_tag(layout, "t")
-    assert (pack / "vocoder/generator.pt").is_file() and (pack / "vocoder/config.json").is_file()
+    assert (pack / "vocoder/best.pt").is_file() and (pack / "vocoder/config.json").is_file()
     moved = tmp_path / "elsewhere"
     pack.rename(moved)
     packed = load_pack(moved)

@@ -373,7 +373,7 @@ class HiFiGAN(Vocoder):
         if not copy:
             return {"checkpoint": str(checkpoint.resolve()), "config": str(config.resolve())}
         folder.mkdir(parents=True, exist_ok=True)
-        name = f"generator{checkpoint.suffix}"
+        name = checkpoint.name
         shutil.copy2(checkpoint, folder / name)
         shutil.copy2(config, folder / config.name)
         for extra in ("stats.npy", "stats.h5"):
