@@ -247,3 +247,36 @@ def test_a_mid_epoch_resume_keeps_epoch_means_and_every_tensorboard_point(
     assert rows(root / "exp/t") == rows(ref / "exp/t")
     assert _scalar_steps(root / "exp/t", "train/total") == [1, 2, 3, 4, 5, 6]
     assert _scalar_steps(root / "exp/t", "dev/post_mel") == [0, 3, 6]
+
+
+def test_a_dev_loss_far_worse_than_the_untrained_model_stops_without_saving(troot):
+    data = copy.deepcopy(TINY_TAG)
+    data["train"]["scheduler"]["peak_lr"] = 10.0
+    write_conf(troot, "tag", "t", data)
+    with pytest.raises(TrainingDivergedError, match="training diverged") as err:
+        train_tag("t", Layout(troot), device="cpu")
+    text = str(err.value)
+    assert "before training" in text and "--force" in text and "\n" not in text
+    assert not (troot / "exp/t/checkpoints").exists()  # nothing of the diverged run kept
+
+
+def test_non_finite_weights_are_never_saved_and_the_way_back_is_named(troot, monkeypatch):
+    data = copy.deepcopy(TINY_TAG)
+    data["train"]["epochs"] = 3
+    write_conf(troot, "tag", "t", data)
+    real, calls = Trainer._step, []
+
+    def break_weights_in_epoch_3(self, batch):
+        calls.append(1)
+        out = real(self, batch)
+        if len(calls) == 7:
+            with torch.no_grad():
+                next(self.exp.core.parameters()).fill_(float("inf"))
+        return out
+
+    monkeypatch.setattr(Trainer, "_step", break_weights_in_epoch_3)
+    with pytest.raises(TrainingDivergedError, match="--resume_from best"):
+        train_tag("t", Layout(troot), device="cpu")
+    latest = torch.load(troot / "exp/t/checkpoints/latest.pt", weights_only=False)
+    assert latest["epoch"] == 2
+    assert all(torch.isfinite(v).all() for v in latest["model"].values())

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Literal
 
-from vc_toolkit.config.core import opt, sub
+from vc_toolkit.config.core import added_later, opt, sub
 
 
 @dataclass(kw_only=True)
@@ -225,6 +225,14 @@ class Budget:
     )
     keep_checkpoints: int = opt(5, "epochN checkpoints kept (older ones deleted)", min=1)
     max_nonfinite: int = opt(10, "abort after this many non-finite losses in a row", min=1)
+    max_dev_ratio: float = added_later(
+        opt(
+            10.0,
+            "stop as diverged when the dev best_metric exceeds this many times the untrained "
+            "model's (0: never)",
+            min=0,
+        )
+    )
     amp: bool = opt(False, "mixed precision (CUDA only)")
     log_interval: int = opt(10, "steps between text-log lines", min=1)
 

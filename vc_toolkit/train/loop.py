@@ -15,6 +15,7 @@ import torch
 
 from vc_toolkit import checkpoint, log
 from vc_toolkit.data.batch import Batch
+from vc_toolkit.paths import checkpoints_dir
 from vc_toolkit.train.runloop import EvalHook, Run, RunLoop, TrainingDivergedError
 from vc_toolkit.train.setup import Experiment
 
@@ -135,6 +136,22 @@ class Trainer(RunLoop):
 
     def _lr(self) -> float:
         return self.exp.scheduler.lr
+
+    def _weights_finite(self) -> bool:
+        return all(bool(torch.isfinite(p).all()) for p in self.exp.core.parameters())
+
+    def _restart_hint(self) -> str:
+        tag = self.exp.tag
+        hint = (
+            f"lower train.scheduler.peak_lr in conf/tag/{tag}.yaml and start over with "
+            f"./run.sh --stage 2 --stop_stage 2 --tag {tag} --force"
+        )
+        if (checkpoints_dir(self.exp.exp_dir) / "best.pt").is_file():
+            hint += (
+                ", or continue from the last good checkpoint with ./run.sh --stage 2 "
+                f"--stop_stage 2 --tag {tag} --resume_from best"
+            )
+        return hint
 
     # ---- epochs ------------------------------------------------------------------------
     def _loader(self):

@@ -185,6 +185,42 @@ class RunLoop(ABC):
             checkpoint.save(folder / f"{name}.pt", state)
         checkpoint.rotate(folder, self.run_info.budget.keep_checkpoints)
 
+    def _restart_hint(self) -> str:
+        """What the user can do after a divergence (commands)."""
+        return "lower the learning rate and start over with --force, or resume from 'best'"
+
+    def _weights_finite(self) -> bool:
+        """Whether every trained weight is finite (nothing else is saved)."""
+        return True
+
+    def _diverged(self, what: str) -> TrainingDivergedError:
+        return TrainingDivergedError(
+            f"{what}: training diverged, and nothing was saved from it; {self._restart_hint()}"
+        )
+
+    def _too_far(self, value: float, reference: float | None) -> bool:
+        ratio = getattr(self.run_info.budget, "max_dev_ratio", 0.0)
+        return bool(ratio and reference and math.isfinite(reference) and value > ratio * reference)
+
+    def _check_health(self, dev: dict[str, float] | None) -> None:
+        """Refuse to go on (and to save) with non-finite weights or a diverged dev loss.
+
+        Raises:
+            TrainingDivergedError: weights are non-finite, or the dev ``best_metric`` is more
+                than ``max_dev_ratio`` times the untrained model's.
+        """
+        if not self._weights_finite():
+            raise self._diverged(f"non-finite weights after step {self.step}")
+        if dev is None:
+            return
+        metric = self.run_info.budget.best_metric
+        reference = self.baselines.get("initial", {}).get(metric)
+        if not math.isfinite(dev[metric]) or self._too_far(dev[metric], reference):
+            raise self._diverged(
+                f"dev {metric} {dev[metric]:.4g} at epoch {self.epoch} against "
+                f"{reference:.4g} before training"
+            )
+
     def _skip(self, why: str) -> None:
         """Count a skipped non-finite step; stop the run after ``max_nonfinite`` in a row."""
         self._nonfinite += 1
@@ -195,7 +231,7 @@ class RunLoop(ABC):
         if self._nonfinite >= limit:
             raise TrainingDivergedError(
                 f"{limit} non-finite losses in a row at step {self.step + 1} "
-                f"{self._diverged_hint()}"
+                f"{self._diverged_hint()}; nothing was saved from them; {self._restart_hint()}"
             )
         return None
 
@@ -236,6 +272,7 @@ class RunLoop(ABC):
                     result["lr"],
                 )
             if cfg.save_interval_steps and self.step % cfg.save_interval_steps == 0:
+                self._check_health(None)
                 self._save(["latest"])
             if cfg.max_steps and self.step >= cfg.max_steps:
                 self._epoch_means = {k: v / self._count for k, v in sums.items()}
@@ -250,6 +287,7 @@ class RunLoop(ABC):
         if self.epoch % cfg.eval_interval == 0 or finished:
             dev = self.evaluate() if run.world.is_main else None
             if dev is not None:
+                self._check_health(dev)
                 self.last_dev = dev
                 self.runlog.scalars("dev", dev, self.step)
                 value = dev[cfg.best_metric]
@@ -276,6 +314,7 @@ class RunLoop(ABC):
         if dev is not None:
             row["dev"] = dev
         self.runlog.history(row)
+        self._check_health(None)
         self._save(names)
         self.runlog.summary(self.summary(finished))
         if dev is not None and self.on_eval is not None:

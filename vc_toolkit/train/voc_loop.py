@@ -31,6 +31,7 @@ from vc_toolkit.data.vocoder import (
     load_pair,
     mel_floor,
 )
+from vc_toolkit.paths import checkpoints_dir
 from vc_toolkit.train.runloop import EvalHook, Run, RunLoop
 from vc_toolkit.train.voc_setup import VocExperiment, generator_dir
 from vc_toolkit.vocoder.gan_losses import discriminator_loss, generator_loss
@@ -148,6 +149,23 @@ class VocoderTrainer(RunLoop):
 
     def _lr(self) -> float:
         return float(self.exp.optim_g.param_groups[0]["lr"])
+
+    def _weights_finite(self) -> bool:
+        parts = (self.exp.core_generator, self.exp.core_discriminator)
+        return all(bool(torch.isfinite(p).all()) for m in parts for p in m.parameters())
+
+    def _restart_hint(self) -> str:
+        voc = self.exp.voc
+        hint = (
+            f"lower train.lr in conf/voc/{voc}.yaml and start over with ./run.sh --stage voc "
+            f"--voc {voc} --force"
+        )
+        if (checkpoints_dir(self.exp.exp_dir) / "best.pt").is_file():
+            hint += (
+                ", or continue from the last good checkpoint with "
+                f"./run.sh --stage voc --voc {voc} --resume_from best"
+            )
+        return hint
 
     def _diverged_hint(self) -> str:
         return f"(last lr {self._lr():.3g}); lower train.lr or check the audio"
