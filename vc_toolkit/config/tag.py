@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Literal
 
-from vc_toolkit.config.core import opt, sub
+from vc_toolkit.config.core import added_later, opt, sub
 
 
 @dataclass(kw_only=True)
@@ -245,11 +245,17 @@ class Pretrain:
 
 @dataclass(kw_only=True)
 class Vocoder:
-    type: Literal["griffin_lim", "hifigan"] = opt("griffin_lim", "vocoder")
+    type: Literal["griffin_lim", "hifigan", "world"] = opt("griffin_lim", "vocoder")
     checkpoint: str | None = opt(None, "hifigan: generator checkpoint (.pt / .pkl)")
     config: str | None = opt(None, "hifigan: its config (.json / .yaml); null: next to checkpoint")
     gl_iters: int = opt(32, "griffin_lim: iterations", min=1)
     gl_power: float = opt(1.2, "griffin_lim: magnitude exponent before phase recovery", min=0.1)
+    world_ap_db: float = added_later(
+        opt(-40.0, "world: aperiodicity of voiced frames below world_max_voiced_hz, dB", max=0)
+    )
+    world_max_voiced_hz: float = added_later(
+        opt(6000.0, "world: voiced frames turn to noise around this frequency, Hz", min=1)
+    )
 
 
 @dataclass(kw_only=True)

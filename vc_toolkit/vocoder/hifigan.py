@@ -373,7 +373,9 @@ class HiFiGAN(Vocoder):
         files: list[tuple[str | None, Path]] = [("checkpoint", checkpoint), ("config", config)]
         return files + [(None, p) for p in extra if p.is_file()]
 
-    def _synthesize(self, mels: list[np.ndarray]) -> list[np.ndarray]:
+    def _synthesize(
+        self, mels: list[np.ndarray], f0s: list[np.ndarray] | None = None
+    ) -> list[np.ndarray]:
         lens = [len(m) for m in mels]
         floor = min(float(m.min()) for m in mels)
         x = torch.as_tensor(pad_stack(mels, floor), device=self.device) * self.log_scale
