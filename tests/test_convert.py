@@ -20,7 +20,7 @@ from vc_toolkit.config.tag import Infer
 from vc_toolkit.data.dump import DumpSplit
 from vc_toolkit.errors import UserError
 from vc_toolkit.features.stats import load_stats
-from vc_toolkit.infer.convert import Converter, resolve_infer
+from vc_toolkit.infer.convert import Converter, output_voicing, resolve_infer, write_outputs
 from vc_toolkit.infer.pack import load_pack, load_tag_bundle
 from vc_toolkit.infer.source import UnusableAudioError, raw_source_features, source_features
 from vc_toolkit.infer.stage import run as convert_tag
@@ -154,6 +154,35 @@ def test_resolve_infer_rejects_bad_controls():
         resolve_infer(Infer(), {"prosody": "loud"})
     with pytest.raises(ConfigError, match="--vocoder_checkpoint"):
         resolve_infer(Infer(), {"vocoder": "hifigan"})
+
+
+def test_world_hears_the_predicted_f0_voiced_where_the_source_was(trained, tmp_path):
+    bundle = load_tag_bundle(Layout(trained), "t", "latest")
+    ds = DumpSplit(Layout(trained).dump("tiny") / "dev")
+    items = [ds[0], ds[1]]
+    gl = Converter(bundle)(items)
+    conv = Converter(bundle, resolve_infer(bundle.cfg.infer, {"vocoder": "world"}))
+    world = conv(items)
+    for item, g, w in zip(items, gl, world, strict=True):
+        assert "f0" not in g  # Griffin-Lim uses no F0: none stored
+        np.testing.assert_array_equal(g["mel"], w["mel"])
+        voiced = output_voicing(item["src_vuv"], w["duration"], R)
+        assert w["f0"].shape == (len(w["mel"]),) and w["f0"].dtype == np.float32
+        np.testing.assert_array_equal(w["f0"] > 0, voiced)
+        np.testing.assert_allclose(w["f0"][voiced], np.exp(w["lf0"][voiced]), rtol=1e-5)
+        assert len(w["wav"]) == len(w["mel"]) * HOP
+        assert 0 < voiced.mean() < 1
+    write_outputs(tmp_path, "u", world[0], bundle.spk_cfg)
+    with np.load(tmp_path / "u.npz") as z:
+        np.testing.assert_array_equal(z["f0"], world[0]["f0"])
+    results = conv.acoustic(items)
+    with pytest.raises(ValueError, match="needs F0 with voicing"):
+        conv.vocode(results)
+    results[0]["f0"] = np.full(len(results[0]["mel"]), 150.0, np.float32)  # given: kept
+    conv.vocode(results[:1])
+    assert (results[0]["f0"] == 150.0).all() and len(results[0]["wav"]) == len(
+        results[0]["f0"]
+    ) * HOP
 
 
 # ---- errors ------------------------------------------------------------------------------

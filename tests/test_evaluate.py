@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import pyworld
 import soundfile as sf
 from conftest import TINY_TAG, copy_root, write_conf
 
@@ -18,15 +19,20 @@ from vc_toolkit.bin import evaluate as evaluate_cli
 from vc_toolkit.bin import report as report_cli
 from vc_toolkit.config import load_spk
 from vc_toolkit.config.tag import Eval
+from vc_toolkit.config.tag import Vocoder as VocoderConfig
 from vc_toolkit.errors import UserError
 from vc_toolkit.eval import stage as ev
 from vc_toolkit.eval.metrics import METRIC_KEYS
+from vc_toolkit.eval.vocoder_floor import copy_synthesis, vocoder_floor_dir
 from vc_toolkit.features import trim
 from vc_toolkit.features.audio import load_audio
+from vc_toolkit.features.extract import lf0_vuv, mel_energy
+from vc_toolkit.features.frontend import load_speech, num_frames
 from vc_toolkit.infer.stage import run as convert_tag
 from vc_toolkit.io import read_scp
 from vc_toolkit.paths import Layout
 from vc_toolkit.train.stage import run as train_tag
+from vc_toolkit.vocoder import build_vocoder
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +135,108 @@ def test_each_side_is_the_right_audio_with_the_right_trimming(converted, evaluat
     cache = ev.floor_dir(layout, "tiny", Eval())
     assert cache.parent == converted / "dump/tiny/eval_floor"
     assert len(_tsv(cache / "dev.tsv")) == len(_tsv(cache / "eval.tsv")) == 2
+
+
+def test_vocoder_floor_is_the_tags_vocoder_on_the_targets_own_features(converted, evaluated):
+    layout = Layout(converted)
+    spk = load_spk("tiny", converted)
+    gl = build_vocoder(VocoderConfig(), spk)  # the tag's infer.vocoder: Griffin-Lim defaults
+    for split in ("dev", "eval"):
+        tgt = read_scp(converted / f"data/tiny/{split}/tgt.scp")
+        for row in _tsv(converted / f"exp/t/eval/best/{split}/per_utt.tsv"):
+            speech = load_speech(layout.resolve(tgt[row["utt_id"]]), spk, check=False)
+            frames = num_frames(speech, spk)  # stage 1's frame count, a multiple of r
+            # the vocoder's audio: T * hop samples of the target's own log-mel ...
+            assert float(row["voc_mcd"]) == pytest.approx(frames * 160 / spk.sample_rate)
+            wav = gl(mel_energy(speech, spk, frames)[0])
+            rms = np.sqrt(np.mean(np.square(wav, dtype=np.float64)))
+            assert float(row["voc_f0_rmse_hz"]) == pytest.approx(rms, rel=1e-4)
+            # ... scored against the trimmed target, like the other two sides
+            assert float(row["voc_tgt_seconds"]) == pytest.approx(len(speech.samples) / 16000)
+    for block in (*evaluated["splits"].values(), evaluated["overall"]):
+        assert set(block) >= {"converted", "source", "vocoder"}
+        assert set(block["vocoder"]["mcd"]) == {"mean", "std", "n", "ci95"}
+        assert block["vocoder"]["mcd"]["n"] == block["converted"]["mcd"]["n"]
+    assert evaluated["vocoder_floor_with"] == {
+        "type": "griffin_lim", "checkpoint": None, "config": None, "gl_iters": 32, "gl_power": 1.2
+    }  # fmt: skip
+    cache = vocoder_floor_dir(layout, "tiny", Eval(), VocoderConfig(), ev.FRAME_PERIOD_MS)
+    assert cache.parent == converted / "dump/tiny/eval_floor"
+    assert cache.name.startswith("vocoder-griffin_lim-")
+    assert len(_tsv(cache / "dev.tsv")) == len(_tsv(cache / "eval.tsv")) == 2
+
+
+def _spied_run(root, **kw):
+    """Stage 4 with the fake scores; returns the summary and the kinds of pairs scored."""
+    kinds = []
+    real = ev._score_job
+
+    def spy(job):
+        kinds.append(job[0])
+        return real(job)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ev, "_score_job", spy)
+        mp.setattr(ev, "score_pair", fake_score)
+        summary = ev.run(Layout(root), "t", "best", nj=1, progress=False, **kw)
+    return summary, kinds
+
+
+def test_floors_are_cached_and_keyed_by_the_vocoder_settings(converted, evaluated, tmp_path):
+    root = copy_root(converted, tmp_path)
+    summary, kinds = _spied_run(root, force=True)
+    assert kinds == ["conv"] * 4  # both floors from the per-spk caches
+    for key in ("mcd", "f0_rmse_hz"):  # the cache keeps 8 significant digits
+        got, first = (s["overall"]["vocoder"][key]["mean"] for s in (summary, evaluated))
+        assert got == pytest.approx(first, rel=1e-7)
+    # a conversion made with other vocoder settings: its vocoder floor is computed anew
+    settings = root / "exp/t/convert/best/settings.json"
+    data = json.loads(settings.read_text())
+    data["infer"]["vocoder"]["gl_iters"] = 4
+    settings.write_text(json.dumps(data))
+    summary, kinds = _spied_run(root)
+    assert sorted(kinds) == ["conv"] * 4 + ["voc"] * 4  # the source floor is still cached
+    assert summary["vocoder_floor_with"]["gl_iters"] == 4
+    assert len(list((root / "dump/tiny/eval_floor").glob("vocoder-griffin_lim-*"))) == 2
+    assert (
+        summary["overall"]["vocoder"]["f0_rmse_hz"] != evaluated["overall"]["vocoder"]["f0_rmse_hz"]
+    )  # fake score: the RMS of the vocoded audio, which the iterations change
+    assert _spied_run(root, force=True)[1] == ["conv"] * 4
+
+
+def test_a_world_conversion_gets_a_world_vocoder_floor(converted, tmp_path, caplog):
+    root = copy_root(converted, tmp_path)
+    convert_tag(Layout(root), "t", "best", {"vocoder": "world"}, "cpu", progress=False)
+    with caplog.at_level("INFO", logger="evaluate"):
+        summary, kinds = _spied_run(root)
+    assert sorted(kinds) == ["conv"] * 4 + ["voc"] * 4
+    assert summary["vocoder_floor_with"]["type"] == "world"
+    assert len(list((root / "dump/tiny/eval_floor").glob("vocoder-world-*"))) == 1
+    assert {"f0", "mel"} <= set(np.load(next((root / "exp/t/convert/best/dev").glob("*.npz"))))
+    overall = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("overall"))
+    voc = summary["overall"]["vocoder"]
+    assert f"(source {summary['overall']['source']['mcd']['mean']:.2f}, " in overall
+    assert f"vocoder {voc['mcd']['mean']:.2f})" in overall
+    assert f"vocoder {voc['f0_rmse_hz']['mean']:.1f})" in overall
+    rows = _tsv(root / "exp/t/eval/best/dev/per_utt.tsv")
+    assert {f"voc_{k}" for k in METRIC_KEYS} <= set(rows[0])
+
+
+def test_world_copy_synthesis_speaks_the_targets_own_f0(converted):
+    spk = load_spk("tiny", converted)
+    ref = Layout(converted).resolve(
+        next(iter(read_scp(converted / "data/tiny/dev/tgt.scp").values()))
+    )
+    speech = load_speech(ref, spk, check=False)
+    wav = copy_synthesis(speech, spk, VocoderConfig(type="world"))
+    frames = num_frames(speech, spk)
+    assert wav.shape == (frames * 160,) and wav.dtype == np.float32
+    lf0, vuv = lf0_vuv(speech, spk, frames)  # stage 1's F0 of the target
+    heard = pyworld.harvest(wav.astype(np.float64), spk.sample_rate, 60.0, 500.0, 10.0)[0]
+    both = (vuv > 0.5) & (heard[:frames] > 0)
+    assert both.sum() > 0.9 * (vuv > 0.5).sum()
+    cents = 1200 * np.abs(np.log2(heard[:frames][both] / np.exp(lf0[both])))
+    assert np.median(cents) < 10
 
 
 def test_up_to_date_evaluation_is_not_recomputed(converted, evaluated, monkeypatch):

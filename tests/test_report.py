@@ -56,7 +56,7 @@ def _spk(root, name, fingerprint, files, extra=None, note=""):
             scp.write_text("".join(line + "\n" for line in lists.get((split, side), [])))
 
 
-def _eval(mcd, f0, floor_mcd, floor_f0):
+def _eval(mcd, f0, floor_mcd, floor_f0, voc_mcd=None, voc_f0=None):
     def side(m, f):
         return {
             "mcd": {"mean": m},
@@ -65,7 +65,10 @@ def _eval(mcd, f0, floor_mcd, floor_f0):
             "ddur": {"mean": 0.05},
         }
 
-    return {"splits": {"eval": {"converted": side(mcd, f0), "source": side(floor_mcd, floor_f0)}}}
+    block = {"converted": side(mcd, f0), "source": side(floor_mcd, floor_f0)}
+    if voc_mcd is not None:  # evaluations made before the vocoder floor have none
+        block["vocoder"] = side(voc_mcd, voc_f0)
+    return {"splits": {"eval": block}}
 
 
 def _tag(root, tag, data, *, done=10, best=0.5, evals=None, lineage=None, commit="abc", fp="fp1"):
@@ -127,7 +130,7 @@ def exp_root(tmp_path):
         "N2C_1",
         base,
         best=0.40,
-        evals={"best": (7.0, 30.0, 9.0, 60.0), "latest": (1.0, 1.0, 1.0, 1.0)},
+        evals={"best": (7.0, 30.0, 9.0, 60.0, 5.0, 20.0), "latest": (1.0, 1.0, 1.0, 1.0)},
     )
     _tag(
         root,
@@ -163,6 +166,8 @@ def test_leaderboard_rows_in_natural_order(exp_root):
     one, two, ten = rows["N2C_1"], rows["N2C_2"], rows["N2C_10"]
     assert one["eval_ckpt"] == "best" and float(one["mcd"]) == 7.0  # best preferred to latest
     assert float(one["floor_mcd"]) == 9.0 and float(one["floor_f0_rmse"]) == 60.0
+    assert float(one["voc_mcd"]) == 5.0 and float(one["voc_f0_rmse"]) == 20.0
+    assert two["voc_mcd"] == two["voc_f0_rmse"] == ""  # evaluated before the vocoder floor
     assert two["eval_ckpt"] == "latest" and float(two["f0_rmse"]) == 28.0
     assert two["prosody"] == "gmm+global" and one["prosody"] == "none"
     assert ten["pretrain"] == "N2C_2" and ten["batch"] == "32" and ten["spk"] == "s2"
@@ -171,6 +176,9 @@ def test_leaderboard_rows_in_natural_order(exp_root):
     assert float(one["post_mel"]) == 0.40 and one["note"] == "baseline"
     table = render(leaderboard(Layout(exp_root)), "table").splitlines()
     assert table[0].split()[:3] == ["tag", "spk", "pretrain"]
+    assert "src MCD  src F0 RMSE  voc MCD  voc F0 RMSE" in table[0]
+    n2c1 = next(line for line in table if line.startswith("N2C_1 "))
+    assert n2c1.split()[-5:] == ["9.00", "60.0", "5.00", "20.0", "baseline"]
     n2c10 = next(line for line in table if line.startswith("N2C_10"))
     assert " 20/20 " in n2c10 and " - " in n2c10  # epochs done/planned; missing shown as '-'
 
@@ -253,6 +261,10 @@ def test_memo_orders_tags_and_draws_the_lineage(exp_root):
     n2 = text[text.index("### N2C_2") : text.index("### N2C_10")]
     assert "changes from base N2C_1:" in n2 and "`model.prosody.type: 'none' -> 'gmm'`" in n2
     assert "eval (latest): MCD 6.50 dB (source 9.00), F0 RMSE 28.0 Hz (source 60.0)" in n2
+    n1 = text[text.index("### N2C_1") : text.index("### N2C_2")]
+    assert (
+        "MCD 7.00 dB (source 9.00, vocoder 5.00), F0 RMSE 30.0 Hz (source 60.0, vocoder 20.0)" in n1
+    )
     n10 = text[text.index("### N2C_10") :]
     assert "changes from pretrain parent N2C_2:" in n10 and "pretrain: N2C_2 (latest)" in n10
     tree = text[text.index("```") :].splitlines()

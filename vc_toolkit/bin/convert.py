@@ -41,7 +41,7 @@ def add_infer_options(p) -> None:
     g.add_argument("--prosody", choices=["mean", "sample"], help="wGMM: mixture mean or a sample")
     g.add_argument("--temperature", type=float, help="wGMM sampling temperature")
     g.add_argument("--batch_size", type=int, help="utterances converted at once")
-    g.add_argument("--vocoder", choices=["griffin_lim", "hifigan"], help="vocoder")
+    g.add_argument("--vocoder", choices=["griffin_lim", "hifigan", "world"], help="vocoder")
     g.add_argument("--voc", help="hifigan: a vocoder trained here (exp/voc/<VOC>)")
     g.add_argument("--vocoder_checkpoint", help="hifigan: generator checkpoint (with --voc: name)")
     g.add_argument("--vocoder_config", help="hifigan: its config (default: next to it)")

@@ -8,12 +8,13 @@ from vc_toolkit.bin import common
 
 EPILOG = """\
 scores exp/<TAG>/convert/<C>/{dev,eval}/*.wav against the trimmed target recordings
-(data/<SPK>/<split>/tgt.scp), and the source recordings against the same targets as
-the no-conversion floor (cached in dump/<SPK>/eval_floor/). Missing files are reported,
-counted and skipped.
+(data/<SPK>/<split>/tgt.scp), the source recordings against the same targets as
+the no-conversion floor, and the targets' own features through the conversion's
+vocoder as the vocoder floor (both cached in dump/<SPK>/eval_floor/). Missing files
+are reported, counted and skipped.
 
 outputs (exp/<TAG>/eval/<C>/):
-  {dev,eval}/per_utt.tsv   one row per utterance: conv_* and floor_* metrics
+  {dev,eval}/per_utt.tsv   one row per utterance: conv_*, floor_* and voc_* metrics
   summary.json             mean, std, n, 95% CI per metric and split; counts; RTFs
 
 examples:

@@ -261,7 +261,7 @@ class Pretrain:
 
 @dataclass(kw_only=True)
 class Vocoder:
-    type: Literal["griffin_lim", "hifigan"] = opt("griffin_lim", "vocoder")
+    type: Literal["griffin_lim", "hifigan", "world"] = opt("griffin_lim", "vocoder")
     voc: str | None = opt(
         None, "hifigan: a vocoder trained here (exp/voc/<voc>); checkpoint: best, latest, epochN"
     )
@@ -271,6 +271,12 @@ class Vocoder:
     config: str | None = opt(None, "hifigan: its config (.json / .yaml); null: next to checkpoint")
     gl_iters: int = opt(32, "griffin_lim: iterations", min=1)
     gl_power: float = opt(1.2, "griffin_lim: magnitude exponent before phase recovery", min=0.1)
+    world_ap_db: float = added_later(
+        opt(-40.0, "world: aperiodicity of voiced frames below world_max_voiced_hz, dB", max=0)
+    )
+    world_max_voiced_hz: float = added_later(
+        opt(6000.0, "world: voiced frames turn to noise around this frequency, Hz", min=1)
+    )
 
 
 @dataclass(kw_only=True)

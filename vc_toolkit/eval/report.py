@@ -103,7 +103,10 @@ class TagRecord:
         return next(iter(self.evals), None)
 
     def eval_mean(self, metric: str, side: str = "converted", split: str = "eval") -> float | None:
-        """Mean of ``metric`` on ``split`` of the preferred evaluation (``side``: or ``source``)."""
+        """Mean of ``metric`` on ``split`` of the preferred evaluation.
+
+        ``side``: ``converted``, ``source`` (source floor) or ``vocoder`` (vocoder floor).
+        """
         summary = self.evals.get(self.eval_checkpoint or "")
         try:
             value = summary["splits"][split][side][metric]["mean"]
@@ -247,6 +250,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("ddur", "DDUR", lambda r: r.eval_mean("ddur")),
     Column("floor_mcd", "src MCD", lambda r: r.eval_mean("mcd", "source"), _dec2),
     Column("floor_f0_rmse", "src F0 RMSE", lambda r: r.eval_mean("f0_rmse_hz", "source"), _hz),
+    Column("voc_mcd", "voc MCD", lambda r: r.eval_mean("mcd", "vocoder"), _dec2),
+    Column("voc_f0_rmse", "voc F0 RMSE", lambda r: r.eval_mean("f0_rmse_hz", "vocoder"), _hz),
     Column("note", "note", lambda r: r.get("note") or (r.summary or {}).get("note") or None),
 )
 COLUMN_KEYS = tuple(c.key for c in COLUMNS)

@@ -122,11 +122,16 @@ def _tag_section(layout: Layout, tag: str, configs: dict[str, dict | None]) -> l
             f"(epoch {best.get('epoch', '-')})"
         )
     if rec.eval_checkpoint:
+
+        def floors(metric: str, digits: int) -> str:
+            text = f"source {_fmt(rec.eval_mean(metric, 'source'), digits)}"
+            voc = rec.eval_mean(metric, "vocoder")  # evaluations before the vocoder floor: none
+            return text if voc is None else f"{text}, vocoder {_fmt(voc, digits)}"
+
         out.append(
             f"- eval ({rec.eval_checkpoint}): MCD {_fmt(rec.eval_mean('mcd'), 2)} dB "
-            f"(source {_fmt(rec.eval_mean('mcd', 'source'), 2)}), F0 RMSE "
-            f"{_fmt(rec.eval_mean('f0_rmse_hz'), 1)} Hz "
-            f"(source {_fmt(rec.eval_mean('f0_rmse_hz', 'source'), 1)})"
+            f"({floors('mcd', 2)}), F0 RMSE {_fmt(rec.eval_mean('f0_rmse_hz'), 1)} Hz "
+            f"({floors('f0_rmse_hz', 1)})"
         )
     return [*out, ""]
 

@@ -14,7 +14,11 @@ For every dev and eval utterance of the tag's spk (the pairs kept at stage 1):
   way, scored against the same target with the same metrics: what "no conversion
   at all" achieves. It does not depend on the tag, so it is cached per spk in
   ``dump/<SPK>/eval_floor/<key>/<split>.tsv`` (``key`` hashes the ``eval`` block,
-  the WORLD frame period and the spk fingerprint).
+  the WORLD frame period and the spk fingerprint);
+* **vocoder floor**: the target recording through stage 1's analysis and the
+  vocoder of the conversion, scored against itself with the same metrics: what the
+  vocoder alone costs (:mod:`vc_toolkit.eval.vocoder_floor`), cached per spk,
+  vocoder settings and eval settings in ``dump/<SPK>/eval_floor/vocoder-<type>-<key>/``.
 
 Each pair is scored by :func:`vc_toolkit.eval.metrics.score_pair` in ``nj``
 worker processes. An utterance whose converted or target file is missing (or
@@ -22,14 +26,17 @@ fails to score) is reported, counted and skipped. Outputs under
 ``exp/<T>/eval/<C>/``:
 
 * ``<split>/per_utt.tsv``: one row per utterance: ``utt_id``, ``status`` (``ok``,
-  ``missing_converted``, ``missing_target``, ``error``), ``conv_<metric>`` and
-  ``floor_<metric>`` for every metric and flag (NaN where not computed);
-* ``summary.json``: per split and ``overall``: for the converted speech and for
-  the source floor, every metric's mean, std, n and ci95 (:func:`summarize`, over
-  the utterances scored for conversion, so both cover the same sentences); the
+  ``missing_converted``, ``missing_target``, ``error``), ``conv_<metric>``,
+  ``floor_<metric>`` (source floor) and ``voc_<metric>`` (vocoder floor) for every
+  metric and flag (NaN where not computed);
+* ``summary.json``: per split and ``overall``: for the converted speech
+  (``converted``), the source floor (``source``) and the vocoder floor
+  (``vocoder``), every metric's mean, std, n and ci95 (:func:`summarize`, over
+  the utterances scored for conversion, so all three cover the same sentences); the
   counts (listed, scored, skipped, missing_converted, missing_target, error, flagged
   silent/unvoiced outputs) and the skipped utterances with their reason; the
-  stage-3 settings and real-time factors (``rtf.json``).
+  stage-3 settings and real-time factors (``rtf.json``) and the vocoder of the
+  vocoder floor (``vocoder_floor_with``).
 
 A re-run with unchanged converted files and settings is a no-op unless ``force``.
 
@@ -48,12 +55,15 @@ from threadpoolctl import threadpool_limits
 
 from vc_toolkit import log
 from vc_toolkit.config import SpkConfig, TagConfig, to_dict
+from vc_toolkit.config.core import pinned_dict
 from vc_toolkit.config.pin import read_fingerprint
 from vc_toolkit.config.tag import Eval
+from vc_toolkit.config.tag import Vocoder as VocoderConfig
 from vc_toolkit.data.dump import MANIFEST
 from vc_toolkit.errors import UserError
 from vc_toolkit.eval import metrics
 from vc_toolkit.eval.metrics import FLAG_KEYS, METRIC_KEYS, score_pair, summarize
+from vc_toolkit.eval.vocoder_floor import copy_synthesis, floor_vocoder, vocoder_floor_dir
 from vc_toolkit.features.frontend import UnusableAudioError, load_speech, read
 from vc_toolkit.io import atomic_write_text, read_scp
 from vc_toolkit.parallel import parallel_map
@@ -66,16 +76,25 @@ logger = log.get("evaluate")
 SPLITS = EVAL_SPLITS
 FRAME_PERIOD_MS = 5.0
 COLUMNS = (*METRIC_KEYS, *FLAG_KEYS)
+SIDES = {"conv": "converted", "floor": "source", "voc": "vocoder"}
+"""Row key and per-utt column prefix → summary block of each scored side."""
 
 
 def _score_job(job: tuple) -> tuple[str, str, str, dict | str]:
-    """``(kind, split, utt, hyp, ref, spk, eval_cfg)`` → ``(kind, split, utt, row or error)``."""
+    """``(kind, split, utt, hyp, ref, spk, eval_cfg)`` → ``(kind, split, utt, row or error)``.
+
+    ``kind``: ``conv`` (``hyp`` a stage-3 wav), ``floor`` (``hyp`` the source recording)
+    or ``voc`` (``hyp`` the vocoder settings: the target through that vocoder).
+    """
     kind, split, utt, hyp, ref, spk, eval_cfg = job
     try:
         with threadpool_limits(1):
-            target = load_speech(ref, spk, check=False).samples
+            speech = load_speech(ref, spk, check=False)
+            target = speech.samples
             if kind == "conv":  # stage-3 output is trimmed speech already
                 other = read(hyp, spk.sample_rate)
+            elif kind == "voc":
+                other = copy_synthesis(speech, spk, hyp)
             else:
                 other = load_speech(hyp, spk, check=False).samples
             row = score_pair(other, target, spk.sample_rate, eval_cfg, FRAME_PERIOD_MS)
@@ -122,13 +141,11 @@ def _write_floor(path: Path, rows: dict[str, dict]) -> None:
 
 
 def _write_per_utt(path: Path, utts: list[str], rows: dict) -> None:
-    cols = ("utt_id", "status", *(f"conv_{k}" for k in COLUMNS), *(f"floor_{k}" for k in COLUMNS))
+    cols = ("utt_id", "status", *(f"{side}_{k}" for side in SIDES for k in COLUMNS))
     lines = ["\t".join(cols)]
     for utt in utts:
         row = rows[utt]
-        conv, floor = row.get("conv") or {}, row.get("floor") or {}
-        values = [_fmt(conv.get(k, math.nan)) for k in COLUMNS]
-        values += [_fmt(floor.get(k, math.nan)) for k in COLUMNS]
+        values = [_fmt((row.get(side) or {}).get(k, math.nan)) for side in SIDES for k in COLUMNS]
         lines.append("\t".join((utt, row["status"], *values)))
     atomic_write_text(path, "\n".join(lines) + "\n")
 
@@ -153,6 +170,7 @@ def floor_dir(layout: Layout, spk: str, eval_cfg: Eval) -> Path:
 def _stamp(conv_root: Path, splits: tuple[str, ...], eval_cfg: Eval) -> str:
     """Hash of the converted files (name, size, mtime), stage-3 settings and eval settings."""
     h = hashlib.sha256(json.dumps(to_dict(eval_cfg), sort_keys=True).encode())
+    h.update(b"floors: source, vocoder")  # summaries made before the vocoder floor are stale
     settings = conv_root / "settings.json"
     h.update(settings.read_bytes() if settings.is_file() else b"")
     for split in splits:
@@ -167,6 +185,7 @@ def _summary_block(rows: dict[str, dict], utts: list[str]) -> dict:
     scored = [u for u in utts if rows[u]["status"] == "ok"]
     conv = summarize([rows[u]["conv"] for u in scored])
     floor = summarize([rows[u]["floor"] for u in scored if rows[u].get("floor")])
+    voc = summarize([rows[u]["voc"] for u in scored if rows[u].get("voc")])
     statuses = [rows[u]["status"] for u in utts]
     counts = {
         "listed": len(utts),
@@ -176,11 +195,18 @@ def _summary_block(rows: dict[str, dict], utts: list[str]) -> dict:
         "silent": conv["count"]["silent"],
         "unvoiced": conv["count"]["unvoiced"],
     }
-    return {"converted": conv, "source": floor, "counts": counts}
+    return {"converted": conv, "source": floor, "vocoder": voc, "counts": counts}
 
 
-def _plan(layout: Layout, cfg: TagConfig, spk: SpkConfig, conv_root: Path, floor: dict):
-    """Rows with statuses, and the scoring jobs still to run."""
+def _plan(
+    layout: Layout,
+    cfg: TagConfig,
+    spk: SpkConfig,
+    conv_root: Path,
+    cached: dict,
+    voc_cfg: VocoderConfig,
+):
+    """Rows with statuses, and the scoring jobs still to run (floors not in ``cached``)."""
     rows: dict[str, dict[str, dict]] = {}
     jobs = []
     for split in SPLITS:
@@ -190,7 +216,7 @@ def _plan(layout: Layout, cfg: TagConfig, spk: SpkConfig, conv_root: Path, floor
         for utt in _split_utts(layout, cfg.spk, split):
             hyp = conv_root / split / f"{utt}.wav"
             ref = layout.resolve(tgt[utt]) if utt in tgt else None
-            row = {"status": "ok", "floor": floor[split].get(utt)}
+            row = {"status": "ok", **{k: cached[k][split].get(utt) for k in ("floor", "voc")}}
             if ref is None or not ref.is_file():
                 row["status"], row["reason"] = "missing_target", f"no target audio {ref or utt}"
             elif not hyp.is_file():
@@ -199,6 +225,8 @@ def _plan(layout: Layout, cfg: TagConfig, spk: SpkConfig, conv_root: Path, floor
                 jobs.append(("conv", split, utt, hyp, ref, spk, cfg.eval))
             if ref is not None and ref.is_file() and row["floor"] is None and utt in src:
                 jobs.append(("floor", split, utt, layout.resolve(src[utt]), ref, spk, cfg.eval))
+            if ref is not None and ref.is_file() and row["voc"] is None:
+                jobs.append(("voc", split, utt, voc_cfg, ref, spk, cfg.eval))
             rows[split][utt] = row
     return rows, jobs
 
@@ -233,13 +261,18 @@ def run(
     if old.get("stamp") == stamp and not force:
         logger.info("%s is up to date with the converted speech (--force redoes it)", out)
         return old
-    cache = floor_dir(layout, cfg.spk, cfg.eval)
-    floor = {s: read_metric_tsv(cache / f"{s}.tsv") for s in SPLITS}
-    rows, jobs = _plan(layout, cfg, spk, conv_root, floor)
-    n_floor = sum(j[0] == "floor" for j in jobs)
+    voc_cfg = floor_vocoder(read_json(conv_root / "settings.json"), cfg, layout)
+    caches = {
+        "floor": floor_dir(layout, cfg.spk, cfg.eval),
+        "voc": vocoder_floor_dir(layout, cfg.spk, cfg.eval, voc_cfg, FRAME_PERIOD_MS),
+    }
+    cached = {k: {s: read_metric_tsv(d / f"{s}.tsv") for s in SPLITS} for k, d in caches.items()}
+    rows, jobs = _plan(layout, cfg, spk, conv_root, cached, voc_cfg)
+    n_jobs = {k: sum(j[0] == k for j in jobs) for k in SIDES}
     logger.info(
-        "tag %s, checkpoint %s: scoring %d converted and %d source-floor pairs with %d jobs",
-        tag, checkpoint, len(jobs) - n_floor, n_floor, nj,
+        "tag %s, checkpoint %s: scoring %d converted, %d source-floor and %d vocoder-floor "
+        "(%s) pairs with %d jobs",
+        tag, checkpoint, n_jobs["conv"], n_jobs["floor"], n_jobs["voc"], voc_cfg.type, nj,
     )  # fmt: skip
     scored = parallel_map(_score_job, jobs, nj, "stage 4: scoring", "pair", progress)
     for kind, split, utt, result in scored:
@@ -250,12 +283,13 @@ def run(
                 row["status"], row["reason"] = "error", result
             continue
         row[kind] = result
-        if kind == "floor":
-            floor[split][utt] = result
-    if n_floor:
-        for split in SPLITS:
-            _write_floor(cache / f"{split}.tsv", floor[split])
-    summary = _summarize(tag, checkpoint, cfg, conv_root, rows, stamp)
+        if kind in caches:
+            cached[kind][split][utt] = result
+    for kind, cache in caches.items():
+        if n_jobs[kind]:
+            for split in SPLITS:
+                _write_floor(cache / f"{split}.tsv", cached[kind][split])
+    summary = _summarize(tag, checkpoint, cfg, conv_root, rows, stamp, voc_cfg)
     for split in SPLITS:
         _write_per_utt(out / split / "per_utt.tsv", list(rows[split]), rows[split])
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float) + "\n")
@@ -263,7 +297,7 @@ def run(
     return summary
 
 
-def _summarize(tag, checkpoint, cfg, conv_root, rows, stamp) -> dict:
+def _summarize(tag, checkpoint, cfg, conv_root, rows, stamp, voc_cfg) -> dict:
     merged = {f"{s}/{u}": r for s in SPLITS for u, r in rows[s].items()}
     splits = {}
     for split in SPLITS:
@@ -279,6 +313,7 @@ def _summarize(tag, checkpoint, cfg, conv_root, rows, stamp) -> dict:
         "checkpoint": checkpoint,
         "spk": cfg.spk,
         "converted_with": read_json(conv_root / "settings.json"),
+        "vocoder_floor_with": pinned_dict(voc_cfg),
         "eval": to_dict(cfg.eval),
         "frame_period_ms": FRAME_PERIOD_MS,
         "splits": splits,
@@ -295,11 +330,14 @@ def _mean(block: dict, key: str) -> float:
 def _log(summary: dict, out: Path) -> None:
     for name, block in [*summary["splits"].items(), ("overall", summary["overall"])]:
         conv, floor, c = block["converted"], block["source"], block["counts"]
+        voc = block.get("vocoder", {})
         logger.info(
-            "%-7s MCD %.2f dB (source %.2f), F0 RMSE %.1f Hz (source %.1f), V/UV %.3f, DDUR "
-            "%.3f; %d scored, %d skipped, %d silent, %d unvoiced",
-            name, _mean(conv, "mcd"), _mean(floor, "mcd"), _mean(conv, "f0_rmse_hz"),
-            _mean(floor, "f0_rmse_hz"), _mean(conv, "vuv_error"), _mean(conv, "ddur"),
+            "%-7s MCD %.2f dB (source %.2f, vocoder %.2f), F0 RMSE %.1f Hz (source %.1f, "
+            "vocoder %.1f), V/UV %.3f (vocoder %.3f), DDUR %.3f; %d scored, %d skipped, "
+            "%d silent, %d unvoiced",
+            name, _mean(conv, "mcd"), _mean(floor, "mcd"), _mean(voc, "mcd"),
+            _mean(conv, "f0_rmse_hz"), _mean(floor, "f0_rmse_hz"), _mean(voc, "f0_rmse_hz"),
+            _mean(conv, "vuv_error"), _mean(voc, "vuv_error"), _mean(conv, "ddur"),
             c["scored"], c["skipped"], c["silent"], c["unvoiced"],
         )  # fmt: skip
     for split, block in summary["splits"].items():

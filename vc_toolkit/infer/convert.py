@@ -16,6 +16,12 @@ gain is stored as ``wav_gain``) and ``<utt>.npz`` with ``mel`` (T, n_mels)
 log-mel, ``lf0`` (T,) predicted log-F0 (continuous: the model predicts no voicing), ``energy`` (T,)
 log energy, ``duration`` (Ls,) reduced target frames per reduced source frame, so
 ``T = r * duration.sum()`` and the wav has ``T * hop_length`` samples.
+
+A vocoder that synthesises a given F0 (``uses_f0``: WORLD) gets the predicted F0
+in Hz with a voicing the model does not predict: the *source* voiced mask carried
+onto the output frames through the predicted durations (:func:`output_voicing`),
+0 Hz on the frames it leaves unvoiced (:func:`voiced_f0`). That F0 is stored as
+``f0`` (T,) in the npz; vocoders without F0 get none and no ``f0`` is stored.
 """
 
 from __future__ import annotations
@@ -96,6 +102,48 @@ def resolve_infer(
         if not getattr(voc, key):
             raise ConfigError(f"--vocoder {voc.type} needs --vocoder_{key} ({what}) or --voc")
     return infer
+
+
+def output_voicing(src_vuv: np.ndarray, duration: np.ndarray, r: int) -> np.ndarray:
+    """The source voiced mask on the converted frames, through the predicted durations.
+
+    Reduced source frame ``i`` (source frames ``i * r`` to ``i * r + r - 1``) becomes
+    ``duration[i]`` reduced output frames, ``r * duration[i]`` frames; its ``r`` source
+    frames are stretched over them in order, each covering ``duration[i]`` frames, so a
+    voicing change inside a reduced frame stays one change (no flicker when it is
+    repeated). Source frames past ``r * len(duration)`` are not used.
+
+    Args:
+        src_vuv (ndarray): (Ts,) source voiced mask, 0/1 (voiced above 0.5).
+        duration (ndarray): (Ls,) int reduced output frames per reduced source frame, >= 0,
+            ``Ls <= Ts // r``.
+        r (int): Reduction factor.
+
+    Returns:
+        ndarray: (r * duration.sum(),) bool, True on voiced frames.
+
+    Example:
+        >>> output_voicing(np.array([1, 0, 1, 1, 0, 0]), np.array([2, 0, 1]), 2).astype(int)
+        array([1, 1, 0, 0, 0, 0])
+    """
+    duration = np.asarray(duration, dtype=np.int64)
+    voiced = np.asarray(src_vuv)[: r * len(duration)] > 0.5
+    if len(voiced) != r * len(duration):
+        raise ValueError(
+            f"{len(duration)} durations at r={r} need {r * len(duration)} source frames, "
+            f"got {len(src_vuv)}"
+        )
+    return np.repeat(voiced, np.repeat(duration, r))
+
+
+def voiced_f0(lf0: np.ndarray, voiced: np.ndarray) -> np.ndarray:
+    """(T,) continuous log-F0 and (T,) voiced mask → (T,) float32 F0 in Hz, 0 where unvoiced.
+
+    Example:
+        >>> voiced_f0(np.log([100.0, 200.0]), np.array([True, False])).tolist()
+        [100.0, 0.0]
+    """
+    return np.where(voiced, np.exp(np.asarray(lf0, dtype=np.float64)), 0.0).astype(np.float32)
 
 
 @dataclass
@@ -227,14 +275,40 @@ class Converter:
             results.append(res)
         return results
 
-    def vocode(self, results: list[dict]) -> None:
-        """Add ``wav`` (T * hop,) float32 to each result of :meth:`acoustic`."""
+    def vocode(self, results: list[dict], items: list[dict] | None = None) -> None:
+        """Add ``wav`` (T * hop,) float32 to each result of :meth:`acoustic`.
+
+        A vocoder that uses F0 also gets, and each result gains, ``f0`` (T,) float32 in Hz:
+        the predicted log-F0 voiced where the source was (:func:`output_voicing` of the
+        item's ``src_vuv``); a result that already holds ``f0`` keeps it.
+
+        Args:
+            results: From :meth:`acoustic`.
+            items: The source items of ``results`` (same order), for their ``src_vuv``;
+                needed only by a vocoder that uses F0, for results without ``f0``.
+
+        Raises:
+            ValueError: the vocoder uses F0 and a result has neither ``f0`` nor an item.
+        """
+        f0s = None
+        if self.vocoder.uses_f0:
+            for i, res in enumerate(results):
+                if "f0" in res:
+                    continue
+                if items is None:
+                    raise ValueError(
+                        f"vocoder {self.infer.vocoder.type} needs F0 with voicing: pass the "
+                        "source items (src_vuv) to vocode()"
+                    )
+                vuv = output_voicing(items[i]["src_vuv"], res["duration"], self.model.r)
+                res["f0"] = voiced_f0(res["lf0"], vuv)
+            f0s = [r["f0"] for r in results]
 
         def add(seconds: float) -> None:
             self.rtf.vocoder_seconds += seconds
 
         with _clock(self.device, add):
-            wavs = self.vocoder.batch([r["mel"] for r in results])
+            wavs = self.vocoder.batch([r["mel"] for r in results], f0s)
         for res, wav in zip(results, wavs, strict=True):
             res["wav"] = wav
             self.rtf.audio_seconds += len(wav) / self.vocoder.sample_rate
@@ -243,7 +317,7 @@ class Converter:
     def __call__(self, items: list[dict]) -> list[dict]:
         """Acoustic model, then vocoder: :meth:`acoustic` results with ``wav`` added."""
         results = self.acoustic(items)
-        self.vocode(results)
+        self.vocode(results, items)
         return results
 
 

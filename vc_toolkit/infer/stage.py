@@ -13,7 +13,7 @@ import torch
 from tqdm import tqdm
 
 from vc_toolkit import log
-from vc_toolkit.config import to_dict
+from vc_toolkit.config.core import pinned_dict
 from vc_toolkit.config.resolve import diff_configs
 from vc_toolkit.config.tag import Infer
 from vc_toolkit.data.dump import DumpSplit
@@ -28,7 +28,9 @@ logger = log.get("convert")
 
 
 def _settings(bundle: Bundle, infer: Infer) -> dict:
-    data = to_dict(infer)
+    # keys added to the schema later are left out while they hold their default, so
+    # conversions made before they existed stay up to date
+    data = pinned_dict(infer)
     data.pop("batch_size")
     return {**bundle.identity(), "infer": data}
 

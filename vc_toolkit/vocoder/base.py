@@ -6,12 +6,17 @@ frames with reflect padding, Slaney mel basis from ``fmin`` to ``fmax``,
 ``log(max(mel, clip))`` in base e or 10) as a ``(T, n_mels)`` array and
 returns ``T * hop_length`` float32 samples.
 
+A vocoder may also take the F0 to synthesise (``uses_f0``: WORLD): per utterance a
+``(T,)`` float array in Hz on the same frames, 0 on unvoiced frames. Vocoders that
+do not use it (Griffin-Lim, HiFi-GAN) ignore it; one that does refuses to run without it.
+
 Vocoders are chosen by ``infer.vocoder.type`` from :data:`VOCODERS`
-(:mod:`vc_toolkit.vocoder.griffin_lim`, :mod:`vc_toolkit.vocoder.hifigan`); each
-class builds itself from the config (:meth:`Vocoder.from_config`) and names the
-files a pack must carry (:meth:`Vocoder.export`). :func:`locate` points a config at
-its files: a vocoder trained by ``vc-train-vocoder`` by name (``voc:``), other paths
-against the recipe root.
+(:mod:`vc_toolkit.vocoder.griffin_lim`, :mod:`vc_toolkit.vocoder.hifigan`,
+:mod:`vc_toolkit.vocoder.world`); each class builds itself from the config
+(:meth:`Vocoder.from_config`) and names the files a pack must carry
+(:meth:`Vocoder.export`). :func:`locate` points a config at its files: a vocoder
+trained by ``vc-train-vocoder`` by name (``voc:``), other paths against the recipe
+root.
 """
 
 from __future__ import annotations
@@ -47,22 +52,44 @@ class Vocoder(ABC):
     n_mels: int
     required: ClassVar[dict[str, str]] = {}
     """``infer.vocoder`` keys this vocoder cannot do without, with what they hold."""
+    uses_f0: ClassVar[bool] = False
+    """True when the vocoder synthesises the F0 it is given (and needs it)."""
 
-    def __call__(self, log_mel: np.ndarray) -> np.ndarray:
-        """log_mel (ndarray): (T, n_mels) → waveform, (T * hop_length,) float32."""
-        return self.batch([log_mel])[0]
+    def __call__(self, log_mel: np.ndarray, f0: np.ndarray | None = None) -> np.ndarray:
+        """Synthesise one utterance.
 
-    def batch(self, log_mels: Sequence[np.ndarray]) -> list[np.ndarray]:
+        Args:
+            log_mel (ndarray): (T, n_mels) log-mel.
+            f0 (ndarray | None): (T,) F0 in Hz, 0 on unvoiced frames; needed when
+                :attr:`uses_f0`, ignored otherwise.
+
+        Returns:
+            ndarray: (T * hop_length,) float32 waveform.
+        """
+        return self.batch([log_mel], None if f0 is None else [f0])[0]
+
+    def batch(
+        self, log_mels: Sequence[np.ndarray], f0s: Sequence[np.ndarray] | None = None
+    ) -> list[np.ndarray]:
         """Synthesise several utterances at once; each (T_i, n_mels) → (T_i * hop_length,).
 
         Shorter utterances are padded to the longest, so a waveform can differ slightly
         from a single call: HiFi-GAN near its end (receptive field), Griffin-Lim throughout
         (the iterations spread the changed boundary). Each result is still deterministic.
+
+        Args:
+            log_mels: (T_i, n_mels) log-mels.
+            f0s: (T_i,) F0 contours in Hz (0: unvoiced), one per log-mel; needed when
+                :attr:`uses_f0`, ignored otherwise.
+
+        Raises:
+            ValueError: a malformed log-mel or F0, or no F0 for a vocoder that needs it.
         """
         mels = [self._check(m) for m in log_mels]
+        contours = self._check_f0(mels, f0s) if self.uses_f0 else None
         if not mels:
             return []
-        return [np.ascontiguousarray(w, dtype=np.float32) for w in self._synthesize(mels)]
+        return [np.ascontiguousarray(w, dtype=np.float32) for w in self._synthesize(mels, contours)]
 
     def _check(self, log_mel: np.ndarray) -> np.ndarray:
         x = np.asarray(log_mel, dtype=np.float32)
@@ -75,6 +102,27 @@ class Vocoder(ABC):
         if not np.isfinite(x).all():
             raise ValueError("vocoder input has NaN or inf values; check the model output")
         return x
+
+    def _check_f0(
+        self, mels: list[np.ndarray], f0s: Sequence[np.ndarray] | None
+    ) -> list[np.ndarray]:
+        name = getattr(self, "registry_name", type(self).__name__)
+        if f0s is None:
+            raise ValueError(
+                f"the {name} vocoder synthesises a given F0 and got none: pass f0, (T,) Hz "
+                "with 0 on unvoiced frames"
+            )
+        if len(f0s) != len(mels):
+            raise ValueError(f"{len(f0s)} F0 contours for {len(mels)} log-mels")
+        out = []
+        for mel, f0 in zip(mels, f0s, strict=True):
+            f = np.asarray(f0, dtype=np.float64)
+            if f.shape != (len(mel),):
+                raise ValueError(f"F0 must have shape ({len(mel)},) like its mel, got {f.shape}")
+            if not np.isfinite(f).all() or (f < 0).any():
+                raise ValueError("F0 must be finite and >= 0 Hz (0 on unvoiced frames)")
+            out.append(f)
+        return out
 
     @classmethod
     @abstractmethod
@@ -99,8 +147,13 @@ class Vocoder(ABC):
         return {}
 
     @abstractmethod
-    def _synthesize(self, mels: list[np.ndarray]) -> list[np.ndarray]:
-        """Checked (T_i, n_mels) float32 log-mels → (T_i * hop_length,) waveforms."""
+    def _synthesize(
+        self, mels: list[np.ndarray], f0s: list[np.ndarray] | None = None
+    ) -> list[np.ndarray]:
+        """Checked (T_i, n_mels) float32 log-mels → (T_i * hop_length,) waveforms.
+
+        ``f0s``: checked (T_i,) float64 F0 contours in Hz when :attr:`uses_f0`, else None.
+        """
 
 
 def pad_stack(mels: list[np.ndarray], value: float) -> np.ndarray:

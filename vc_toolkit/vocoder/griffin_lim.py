@@ -137,7 +137,9 @@ class GriffinLim(Vocoder):
             phase[i, :, : n + 1] = torch.rand((mag.shape[1], n + 1), generator=gen) * (2 * math.pi)
         return phase.to(mag.device)
 
-    def _synthesize(self, mels: list[np.ndarray]) -> list[np.ndarray]:
+    def _synthesize(
+        self, mels: list[np.ndarray], f0s: list[np.ndarray] | None = None
+    ) -> list[np.ndarray]:
         lens = [len(m) for m in mels]
         floor = min(float(m.min()) for m in mels)
         x = torch.as_tensor(pad_stack(mels, floor), device=self.device)

@@ -381,7 +381,9 @@ class HiFiGAN(Vocoder):
                 shutil.copy2(checkpoint.parent / extra, folder / extra)
         return {"checkpoint": f"{folder.name}/{name}", "config": f"{folder.name}/{config.name}"}
 
-    def _synthesize(self, mels: list[np.ndarray]) -> list[np.ndarray]:
+    def _synthesize(
+        self, mels: list[np.ndarray], f0s: list[np.ndarray] | None = None
+    ) -> list[np.ndarray]:
         lens = [len(m) for m in mels]
         floor = min(float(m.min()) for m in mels)
         x = torch.as_tensor(pad_stack(mels, floor), device=self.device) * self.log_scale
