@@ -280,3 +280,13 @@ def test_non_finite_weights_are_never_saved_and_the_way_back_is_named(troot, mon
     latest = torch.load(troot / "exp/t/checkpoints/latest.pt", weights_only=False)
     assert latest["epoch"] == 2
     assert all(torch.isfinite(v).all() for v in latest["model"].values())
+
+
+def test_a_finished_step_budget_is_not_exceeded_by_a_rerun(troot):
+    data = copy.deepcopy(TINY_TAG)
+    data["train"].update(epochs=5, max_steps=4)
+    write_conf(troot, "tag", "t", data)
+    assert train_tag("t", Layout(troot), device="cpu")["steps"] == 4
+    again = train_tag("t", Layout(troot), device="cpu")
+    assert again["steps"] == 4
+    assert torch.load(troot / "exp/t/checkpoints/latest.pt", weights_only=False)["step"] == 4

@@ -381,8 +381,13 @@ class RunLoop(ABC):
         logger.info("%s", self._start_message())
         if epochs == 0 and run.resume is None:
             return self._keep_initial()
-        if self.epoch >= epochs:
-            logger.info("%s already trained for %d epochs; nothing to do", run.name, self.epoch)
+        if self.epoch >= epochs or (cfg.max_steps and self.step >= cfg.max_steps):
+            logger.info(
+                "%s already trained for %d epochs (%d steps); nothing to do",
+                run.name,
+                self.epoch,
+                self.step,
+            )
             self.runlog.close()
             return self.summary(True)
         if self.step == 0 and self.batch_in_epoch == 0 and run.world.is_main:
