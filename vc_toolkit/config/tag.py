@@ -262,8 +262,11 @@ class Pretrain:
 @dataclass(kw_only=True)
 class Vocoder:
     type: Literal["griffin_lim", "hifigan", "world"] = opt("griffin_lim", "vocoder")
-    voc: str | None = opt(
-        None, "hifigan: a vocoder trained here (exp/voc/<voc>); checkpoint: best, latest, epochN"
+    voc: str | None = added_later(
+        opt(
+            None,
+            "hifigan: a vocoder trained here (exp/voc/<voc>); checkpoint: best, latest, epochN",
+        )
     )
     checkpoint: str | None = opt(
         None, "hifigan: generator checkpoint (.pt / .pkl), or with voc: best, latest, epochN"
