@@ -1,4 +1,4 @@
-"""Typed, strictly validated configs: spk (dataset version) and tag (experiment)."""
+"""Typed, strictly validated configs: spk (dataset version), tag (experiment), voc (vocoder)."""
 
 from vc_toolkit.config.core import ConfigError, build, to_dict
 from vc_toolkit.config.resolve import load_spk, load_tag, load_voc
