@@ -175,8 +175,50 @@ def test_ddp_gloo_matches_single_process_on_the_same_global_batch(tiny_features_
     assert out.returncode == 0, out.stderr[-2000:]
     ddp = torch.load(root / "exp/t/checkpoints/latest.pt", weights_only=False)
     assert ddp["step"] == 6  # 6 utterances, 2 ranks x batch 1, two epochs
+    _assert_matches_two_shards_by_hand(ddp["model"], root, tmp_path)
 
-    # single process: the two ranks' batches of each step, gradients averaged by hand
+
+@pytest.mark.slow
+def test_two_nodes_on_loopback_match_single_process_on_the_same_global_batch(
+    tiny_features_root, tmp_path
+):
+    cfg = _no_dropout(_tag(epochs=2, batch_size=1, group_size=2, ckpt_interval=2))
+    root = copy_root(tiny_features_root, tmp_path)
+    write_conf(root, "tag", "t", cfg)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    nodes = [
+        subprocess.Popen(
+            _train_cmd(
+                root,
+                "t",
+                "--nproc",
+                "1",
+                "--nnodes",
+                "2",
+                "--node_rank",
+                str(rank),
+                "--master_addr",
+                "127.0.0.1",
+                "--master_port",
+                "29531",
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )  # fmt: skip
+        for rank in (0, 1)
+    ]
+    logs = [node.communicate(timeout=600)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], logs[0][-1500:] + logs[1][-1500:]
+    assert "--nnodes=2" in logs[0] and "--node_rank=1" in logs[1]
+    ddp = torch.load(root / "exp/t/checkpoints/latest.pt", weights_only=False)
+    assert ddp["step"] == 6
+    _assert_matches_two_shards_by_hand(ddp["model"], root, tmp_path)
+
+
+def _assert_matches_two_shards_by_hand(weights: dict, root, tmp_path) -> None:
+    """Weights of one process stepping on both ranks' batches, gradients averaged by hand."""
     exp = setup(
         "t", Layout(root), device="cpu", write=False, cfg=exp_cfg(root), exp_dir=tmp_path / "ref"
     )
@@ -208,7 +250,7 @@ def test_ddp_gloo_matches_single_process_on_the_same_global_batch(tiny_features_
             opt.step()
             sched.step()
     ref = model.state_dict()
-    for k, v in ddp["model"].items():
+    for k, v in weights.items():
         assert torch.allclose(v, ref[k], atol=2e-5, rtol=1e-4), k
 
 
