@@ -19,8 +19,9 @@ from vc_toolkit.config import ConfigError
 from vc_toolkit.config.tag import Infer
 from vc_toolkit.data.dump import DumpSplit
 from vc_toolkit.errors import UserError
+from vc_toolkit.features.pitch import output_voicing
 from vc_toolkit.features.stats import load_stats
-from vc_toolkit.infer.convert import Converter, output_voicing, resolve_infer, write_outputs
+from vc_toolkit.infer.convert import Converter, resolve_infer, write_outputs
 from vc_toolkit.infer.pack import load_pack, load_tag_bundle
 from vc_toolkit.infer.source import UnusableAudioError, raw_source_features, source_features
 from vc_toolkit.infer.stage import run as convert_tag

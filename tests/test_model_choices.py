@@ -69,3 +69,18 @@ def test_a_best_metric_the_model_does_not_log_is_refused_before_anything_is_froz
     with pytest.raises(UserError, match=r"best_metric 'gmm' is not logged.*model\.prosody"):
         train_tag("t", Layout(root), device="cpu")
     assert not (root / "exp/t/config.yaml").exists()
+
+
+def test_dev_audio_through_a_vocoder_that_needs_f0(tiny_features_root, tmp_path):
+    """TensorBoard's dev audio is vocoded as stage 3 would, also by WORLD (needs F0)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    root = copy_root(tiny_features_root, tmp_path)
+    data = _tag({"type": "conv"}, {"type": "none"})
+    data["train"]["dev_images"] = 1
+    data["infer"] = {"vocoder": {"type": "world"}}
+    write_conf(root, "tag", "t", data)
+    train_tag("t", Layout(root), device="cpu")
+    acc = EventAccumulator(str(root / "exp/t/tensorboard"), size_guidance={"audio": 0})
+    acc.Reload()
+    assert any(t.startswith("dev_audio/") for t in acc.Tags()["audio"])

@@ -10,7 +10,8 @@ from vc_toolkit.config.spk import DemoCorpus, Feats, Mel, SpkConfig
 from vc_toolkit.config.tag import Infer
 from vc_toolkit.config.tag import Vocoder as VocoderConfig
 from vc_toolkit.features import spectral
-from vc_toolkit.infer.convert import output_voicing, resolve_infer, voiced_f0
+from vc_toolkit.features.pitch import output_voicing, voiced_f0
+from vc_toolkit.infer.convert import resolve_infer
 from vc_toolkit.vocoder import VOCODERS, GriffinLim, HiFiGAN, World, build_vocoder
 
 SR = 16000

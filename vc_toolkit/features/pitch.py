@@ -99,3 +99,45 @@ def extract_lf0(
     if pitch_cfg.continuous:
         lf0 = interpolate_unvoiced(lf0, vuv)
     return lf0, vuv
+
+
+def output_voicing(src_vuv: np.ndarray, duration: np.ndarray, r: int) -> np.ndarray:
+    """The source voiced mask on the converted frames, through the predicted durations.
+
+    Reduced source frame ``i`` (source frames ``i * r`` to ``i * r + r - 1``) becomes
+    ``duration[i]`` reduced output frames, ``r * duration[i]`` frames; its ``r`` source
+    frames are stretched over them in order, each covering ``duration[i]`` frames, so a
+    voicing change inside a reduced frame stays one change (no flicker when it is
+    repeated). Source frames past ``r * len(duration)`` are not used.
+
+    Args:
+        src_vuv (ndarray): (Ts,) source voiced mask, 0/1 (voiced above 0.5).
+        duration (ndarray): (Ls,) int reduced output frames per reduced source frame, >= 0,
+            ``Ls <= Ts // r``.
+        r (int): Reduction factor.
+
+    Returns:
+        ndarray: (r * duration.sum(),) bool, True on voiced frames.
+
+    Example:
+        >>> output_voicing(np.array([1, 0, 1, 1, 0, 0]), np.array([2, 0, 1]), 2).astype(int)
+        array([1, 1, 0, 0, 0, 0])
+    """
+    duration = np.asarray(duration, dtype=np.int64)
+    voiced = np.asarray(src_vuv)[: r * len(duration)] > 0.5
+    if len(voiced) != r * len(duration):
+        raise ValueError(
+            f"{len(duration)} durations at r={r} need {r * len(duration)} source frames, "
+            f"got {len(src_vuv)}"
+        )
+    return np.repeat(voiced, np.repeat(duration, r))
+
+
+def voiced_f0(lf0: np.ndarray, voiced: np.ndarray) -> np.ndarray:
+    """(T,) continuous log-F0 and (T,) voiced mask → (T,) float32 F0 in Hz, 0 where unvoiced.
+
+    Example:
+        >>> voiced_f0(np.log([100.0, 200.0]), np.array([True, False])).tolist()
+        [100.0, 0.0]
+    """
+    return np.where(voiced, np.exp(np.asarray(lf0, dtype=np.float64)), 0.0).astype(np.float32)

@@ -19,9 +19,10 @@ log energy, ``duration`` (Ls,) reduced target frames per reduced source frame, s
 
 A vocoder that synthesises a given F0 (``uses_f0``: WORLD) gets the predicted F0
 in Hz with a voicing the model does not predict: the *source* voiced mask carried
-onto the output frames through the predicted durations (:func:`output_voicing`),
-0 Hz on the frames it leaves unvoiced (:func:`voiced_f0`). That F0 is stored as
-``f0`` (T,) in the npz; vocoders without F0 get none and no ``f0`` is stored.
+onto the output frames through the predicted durations, 0 Hz on the frames it
+leaves unvoiced (:mod:`vc_toolkit.features.pitch`: ``output_voicing``,
+``voiced_f0``). That F0 is stored as ``f0`` (T,) in the npz; vocoders without F0
+get none and no ``f0`` is stored.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from vc_toolkit.config import ConfigError, SpkConfig, build, to_dict
 from vc_toolkit.config.resolve import deep_merge
 from vc_toolkit.config.tag import Infer
 from vc_toolkit.data.batch import collate_sources
+from vc_toolkit.features.pitch import output_voicing, voiced_f0
 from vc_toolkit.features.stats import denormalize_energy, denormalize_lf0, denormalize_mel
 from vc_toolkit.infer.pack import Bundle
 from vc_toolkit.io import atomic_open
@@ -102,48 +104,6 @@ def resolve_infer(
         if not getattr(voc, key):
             raise ConfigError(f"--vocoder {voc.type} needs --vocoder_{key} ({what}) or --voc")
     return infer
-
-
-def output_voicing(src_vuv: np.ndarray, duration: np.ndarray, r: int) -> np.ndarray:
-    """The source voiced mask on the converted frames, through the predicted durations.
-
-    Reduced source frame ``i`` (source frames ``i * r`` to ``i * r + r - 1``) becomes
-    ``duration[i]`` reduced output frames, ``r * duration[i]`` frames; its ``r`` source
-    frames are stretched over them in order, each covering ``duration[i]`` frames, so a
-    voicing change inside a reduced frame stays one change (no flicker when it is
-    repeated). Source frames past ``r * len(duration)`` are not used.
-
-    Args:
-        src_vuv (ndarray): (Ts,) source voiced mask, 0/1 (voiced above 0.5).
-        duration (ndarray): (Ls,) int reduced output frames per reduced source frame, >= 0,
-            ``Ls <= Ts // r``.
-        r (int): Reduction factor.
-
-    Returns:
-        ndarray: (r * duration.sum(),) bool, True on voiced frames.
-
-    Example:
-        >>> output_voicing(np.array([1, 0, 1, 1, 0, 0]), np.array([2, 0, 1]), 2).astype(int)
-        array([1, 1, 0, 0, 0, 0])
-    """
-    duration = np.asarray(duration, dtype=np.int64)
-    voiced = np.asarray(src_vuv)[: r * len(duration)] > 0.5
-    if len(voiced) != r * len(duration):
-        raise ValueError(
-            f"{len(duration)} durations at r={r} need {r * len(duration)} source frames, "
-            f"got {len(src_vuv)}"
-        )
-    return np.repeat(voiced, np.repeat(duration, r))
-
-
-def voiced_f0(lf0: np.ndarray, voiced: np.ndarray) -> np.ndarray:
-    """(T,) continuous log-F0 and (T,) voiced mask → (T,) float32 F0 in Hz, 0 where unvoiced.
-
-    Example:
-        >>> voiced_f0(np.log([100.0, 200.0]), np.array([True, False])).tolist()
-        [100.0, 0.0]
-    """
-    return np.where(voiced, np.exp(np.asarray(lf0, dtype=np.float64)), 0.0).astype(np.float32)
 
 
 @dataclass
@@ -279,7 +239,7 @@ class Converter:
         """Add ``wav`` (T * hop,) float32 to each result of :meth:`acoustic`.
 
         A vocoder that uses F0 also gets, and each result gains, ``f0`` (T,) float32 in Hz:
-        the predicted log-F0 voiced where the source was (:func:`output_voicing` of the
+        the predicted log-F0 voiced where the source was (``output_voicing`` of the
         item's ``src_vuv``); a result that already holds ``f0`` keeps it.
 
         Args:

@@ -9,6 +9,7 @@ import torch
 
 from vc_toolkit import plots
 from vc_toolkit.data.batch import collate
+from vc_toolkit.features.pitch import output_voicing, voiced_f0
 from vc_toolkit.features.stats import denormalize_lf0, denormalize_mel
 from vc_toolkit.train.reporting import RunLog
 from vc_toolkit.train.setup import Experiment
@@ -65,4 +66,11 @@ def log_dev_examples(exp: Experiment, runlog: RunLog, step: int) -> None:
         )
         runlog.figure(f"dev_f0/{utt}", fig, step)
         mel = denormalize_mel(conv["mel"][i, :cl].cpu().numpy(), exp.stats, side="tgt")
-        runlog.audio(f"dev_audio/{utt}", vocoder(mel), exp.spk_cfg.sample_rate, step)
+        f0 = None
+        if vocoder.uses_f0:  # the predicted F0, voiced where the source was (as stage 3 does)
+            lf0 = denormalize_lf0(conv["pitch"][i, :cl].cpu().numpy(), exp.stats, side="tgt")
+            n_src = sl // exp.spk_cfg.reduction_factor
+            duration = conv["duration"][i, :n_src].cpu().numpy()
+            vuv = output_voicing(batch.src_vuv[i, :sl].cpu().numpy(), duration, model.r)
+            f0 = voiced_f0(lf0, vuv)
+        runlog.audio(f"dev_audio/{utt}", vocoder(mel, f0), exp.spk_cfg.sample_rate, step)
