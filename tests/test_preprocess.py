@@ -254,3 +254,20 @@ def test_stage1_needs_stage0_and_the_cli_error_is_one_line(root: Path):
     assert out.returncode == 1
     assert out.stderr.strip().startswith("error: unknown spk 'nope'")
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_report_and_messages_show_recipe_paths_relative_to_the_root(tiny_root: Path, tmp_path):
+    root = copy_root(tiny_root, tmp_path)
+    write_conf(root, "spk", "strict", {**TINY_SPK, "filters": {"min_seconds": 2.2}})
+    prepare.run("strict", Layout(root), nj=1)
+    summary = preprocess.run("strict", Layout(root), nj=1)
+    assert summary["dropped_per_reason"].get("too_short")  # some pairs name their files
+    text = (root / "dump/strict/report.tsv").read_text()
+    assert "data/_corpora/" in text and str(root) not in text
+    out = subprocess.run(
+        [sys.executable, "-m", "vc_toolkit.bin.preprocess", "--spk", "nope", "--root", str(root)],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 1 and "conf/spk/nope.yaml not found" in out.stderr
+    assert str(root) not in out.stderr

@@ -122,8 +122,8 @@ def load_frozen_spk(layout: Layout, spk: str) -> SpkConfig:
     path = layout.dump(spk) / "config.yaml"
     if not path.is_file():
         raise UserError(
-            f"spk '{spk}' has no frozen config {path}; run ./run.sh --stage 0 --stop_stage 1 "
-            f"--spk {spk}"
+            f"spk '{spk}' has no frozen config {layout.shown(path)}; "
+            f"run ./run.sh --stage 0 --stop_stage 1 --spk {spk}"
         )
     return build(SpkConfig, read_yaml(path), where=str(path))
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -51,13 +50,6 @@ def _stage0_key(cfg: SpkConfig) -> str:
     return config_hash({"corpus": cfg.corpus, "split": cfg.split, "exclude": cfg.exclude})
 
 
-def _shown(path: Path, layout: Layout) -> str:
-    try:
-        return os.path.relpath(path, layout.root) if path.is_relative_to(layout.root) else str(path)
-    except ValueError:
-        return str(path)
-
-
 def _check_audio(path: Path) -> str | None:
     """Reason the file cannot be used, or None when its header reads."""
     try:
@@ -80,7 +72,7 @@ def run(spk: str, layout: Layout, force: bool = False, nj: int = 2) -> dict:
         CorpusError: the corpus cannot be read or is too small for the split.
     """
     cfg = load_spk(spk, layout.root)
-    conf_file = _shown(layout.spk_conf(spk), layout)
+    conf_file = layout.shown(layout.spk_conf(spk))
     frozen = layout.dump(spk) / "config.yaml"
     diff = check_frozen(frozen, cfg, conf_file, force, f"spk '{spk}'")
     data_dir = layout.data(spk)
@@ -106,7 +98,7 @@ def run(spk: str, layout: Layout, force: bool = False, nj: int = 2) -> dict:
     unreadable: list[str] = []
     for pair in prepared.pairs:
         problems = [(p, _check_audio(p)) for p in (pair.src, pair.tgt)]
-        bad = [f"{pair.utt_id}\t{_shown(p, layout)}\t{why}" for p, why in problems if why]
+        bad = [f"{pair.utt_id}\t{layout.shown(p)}\t{why}" for p, why in problems if why]
         (unreadable.extend(bad) if bad else usable.append(pair))
     excluded = [p.utt_id for p in usable if p.utt_id in set(cfg.exclude)]
     unknown_excl = sorted(set(cfg.exclude) - {p.utt_id for p in prepared.pairs})
@@ -121,15 +113,15 @@ def run(spk: str, layout: Layout, force: bool = False, nj: int = 2) -> dict:
     splits = make_split(list(by_id), cfg.split)
     for split, ids in splits.items():
         for side in ("src", "tgt"):
-            entries = {u: _shown(getattr(by_id[u], side), layout) for u in ids}
+            entries = {u: layout.shown(getattr(by_id[u], side)) for u in ids}
             write_scp(data_dir / split / f"{side}.scp", entries)
 
     lines = [
         f"# stage 0 report for spk '{spk}' ({dt.datetime.now().isoformat(timespec='seconds')})"
     ]
     for title, rows in (
-        ("source files without a target", [_shown(p, layout) for p in prepared.unmatched_src]),
-        ("target files without a source", [_shown(p, layout) for p in prepared.unmatched_tgt]),
+        ("source files without a target", [layout.shown(p) for p in prepared.unmatched_src]),
+        ("target files without a source", [layout.shown(p) for p in prepared.unmatched_tgt]),
         ("unreadable audio (utt, file, reason)", unreadable),
         ("excluded by the spk config", excluded),
         ("exclude ids not in the corpus", unknown_excl),

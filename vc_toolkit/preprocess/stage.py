@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
 import time
 from collections import Counter
@@ -128,7 +127,7 @@ def _check_pinned(spk: str, layout: Layout, cfg: SpkConfig, force: bool) -> dict
         raise UserError(
             f"spk '{spk}' has no stage-0 lists; run ./run.sh --stage 0 --stop_stage 0 --spk {spk}"
         )
-    conf_file = os.path.relpath(layout.spk_conf(spk), layout.root)
+    conf_file = layout.shown(layout.spk_conf(spk))
     diff = check_frozen(frozen, cfg, conf_file, force, f"spk '{spk}'")
     files = input_files(layout, spk)
     changed_files = files_hash(files) != fp["files_hash"]
@@ -249,7 +248,7 @@ def run(spk: str, layout: Layout, nj: int = 2, force: bool = False) -> dict:
     )
     summary["extracted_input_seconds"] = input_seconds
     summary["realtime_factor"] = input_seconds / wall if processed and wall > 0 else None
-    _write_report(out / "report.tsv", pairs, status)
+    _write_report(out / "report.tsv", pairs, status, layout)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     atomic_write_text(state_file, json.dumps({**current, "complete": True}) + "\n")
     _log_summary(spk, summary)
@@ -276,10 +275,11 @@ def _summarize(spk, pairs, status, metas, kept, timings, wall, nj) -> dict:
     }
 
 
-def _write_report(path: Path, pairs, status) -> None:
+def _write_report(path: Path, pairs, status, layout: Layout) -> None:
     lines = ["utt_id\tsplit\tstatus\treason\tdetail"]
     for split, utt, _, _ in pairs:
         reason, detail = status.get(utt, ("", ""))
+        detail = layout.shown_in(detail)
         lines.append(f"{utt}\t{split}\t{'dropped' if reason else 'kept'}\t{reason}\t{detail}")
     atomic_write_text(path, "\n".join(lines) + "\n")
 
