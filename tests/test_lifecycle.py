@@ -263,3 +263,13 @@ def test_stale_lock_is_taken_over_by_exactly_one_of_many_concurrent_processes(tm
     refused = [r[1] for r in results if r[0] == "refused"]
     assert all("already being trained by process" in r for r in refused), refused
     assert not lock.exists()
+
+
+def test_a_tag_whose_spk_does_not_exist_names_the_tag_and_leaves_no_folder(root, capsys):
+    from vc_toolkit.bin import train as train_cli
+
+    write_conf(root, "tag", "lost", {**TINY_TAG, "spk": "nope"})
+    assert train_cli.main(["--tag", "lost", "--root", str(root), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "tag 'lost'" in err and "spk 'nope'" in err and len(err.splitlines()) == 1
+    assert not (root / "exp/lost").exists()
