@@ -271,3 +271,26 @@ def test_report_and_messages_show_recipe_paths_relative_to_the_root(tiny_root: P
     )
     assert out.returncode == 1 and "conf/spk/nope.yaml not found" in out.stderr
     assert str(root) not in out.stderr
+
+
+def test_a_second_concurrent_stage1_run_is_refused_with_one_line(tiny_root, tmp_path):
+    root = copy_root(tiny_root, tmp_path)
+    spk = {**TINY_SPK, "feats": {**TINY_SPK["feats"], "pitch": {"method": "harvest"}}}
+    write_conf(root, "spk", "slow", spk)
+    prepare.run("slow", Layout(root), nj=1)
+    first = _run_cli(root, "slow")
+    try:
+        raw = root / "dump/slow/raw"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not list(raw.glob("*.npz")):
+            time.sleep(0.02)
+        assert first.poll() is None, "the first run must still be extracting"
+        second = _run_cli(root, "slow")
+        _, err = second.communicate(timeout=120)
+        assert first.poll() is None, "the second run must not wait for the first"
+    finally:
+        first.kill()
+        first.wait()
+    lines = err.decode().strip().splitlines()
+    assert second.returncode == 1 and len(lines) == 1, lines
+    assert lines[0].startswith("error: spk 'slow'") and f"process {first.pid}" in lines[0]

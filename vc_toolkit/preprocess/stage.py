@@ -1,6 +1,6 @@
 """Stage 1: features of every parallel pair of a spk, into ``dump/<SPK>/``.
 
-Steps:
+Steps (under ``dump/<SPK>/stage1.lock``: a second concurrent run of the spk is refused):
     1. Check the spk is pinned (stage 0 ran) and unchanged: config and input files.
     2. Per pair, in ``nj`` worker processes: :func:`~vc_toolkit.features.extract.extract_pair`
        into ``raw/<utt>.npz`` (atomic), or ``raw/<utt>.bad`` with the reason. Finished
@@ -31,6 +31,7 @@ from vc_toolkit.data import dump
 from vc_toolkit.errors import UserError
 from vc_toolkit.features import extract, stats
 from vc_toolkit.io import atomic_write_text, read_scp
+from vc_toolkit.lock import tag_lock
 from vc_toolkit.parallel import parallel_map
 from vc_toolkit.paths import SPLITS, Layout
 from vc_toolkit.records import input_files
@@ -45,6 +46,7 @@ META_KEYS = (
     "seg_fallback",
 )
 STATE = "features.json"
+LOCK = "stage1.lock"
 
 
 def _pairs(layout: Layout, spk: str) -> list[tuple[str, str, Path, Path]]:
@@ -158,8 +160,15 @@ def run(spk: str, layout: Layout, nj: int = 2, force: bool = False) -> dict:
 
     Raises:
         UserError: stage 0 missing, or the config/input files changed (without ``force``).
+        LockedError: another process is running stage 1 of this spk.
     """
     cfg = load_spk(spk, layout.root)
+    lock = layout.dump(spk) / LOCK
+    with tag_lock(lock, f"spk '{spk}'", doing="extracted (stage 1)"):
+        return _run(spk, layout, cfg, nj, force)
+
+
+def _run(spk: str, layout: Layout, cfg: SpkConfig, nj: int, force: bool) -> dict:
     fp = _check_pinned(spk, layout, cfg, force)
     out = layout.dump(spk)
     state_file = out / STATE
