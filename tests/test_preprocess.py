@@ -294,3 +294,16 @@ def test_a_second_concurrent_stage1_run_is_refused_with_one_line(tiny_root, tmp_
     lines = err.decode().strip().splitlines()
     assert second.returncode == 1 and len(lines) == 1, lines
     assert lines[0].startswith("error: spk 'slow'") and f"process {first.pid}" in lines[0]
+
+
+def test_a_truncated_file_is_dropped_with_its_reason(tiny_features_root: Path, tmp_path):
+    root = copy_root(tiny_features_root, tmp_path)
+    _, tgt = _pairs(root, "tiny")["harvard_004"]
+    data = tgt.read_bytes()
+    tgt.unlink()  # the corpus folder is shared by copies: replace the file, do not edit it
+    tgt.write_bytes(data[: int(len(data) * 0.8)])
+    summary = preprocess.run("tiny", Layout(root), nj=1, force=True)
+    row = _report(root, "tiny")["harvard_004"]
+    assert row["status"] == "dropped" and row["reason"] == "truncated"
+    assert "header declares" in row["detail"] and "harvard_004.wav" in row["detail"]
+    assert summary["dropped_per_reason"] == {"truncated": 1}

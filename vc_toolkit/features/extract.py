@@ -12,8 +12,8 @@ sentence segments from the internal silences
 (:func:`vc_toolkit.features.segments.pair_segments`).
 
 A pair that cannot give useful features raises :class:`BadPair` with one of
-:data:`BAD_REASONS`, checked in this order: unreadable, empty, silent, too_short,
-length_ratio, unvoiced.
+:data:`BAD_REASONS`, checked in this order: unreadable, truncated, empty, silent,
+too_short, length_ratio, unvoiced.
 """
 
 from __future__ import annotations
@@ -38,7 +38,15 @@ from vc_toolkit.features.pitch import extract_lf0
 
 T = TypeVar("T")
 
-BAD_REASONS = ("unreadable", "empty", "silent", "too_short", "unvoiced", "length_ratio")
+BAD_REASONS = (
+    "unreadable",
+    "truncated",
+    "empty",
+    "silent",
+    "too_short",
+    "unvoiced",
+    "length_ratio",
+)
 STREAMS = ("mel", "lf0", "vuv", "energy")
 
 

@@ -19,6 +19,7 @@ from vc_toolkit import log
 from vc_toolkit.config import ConfigError, load_spk
 from vc_toolkit.config.pin import check_frozen, config_hash, fingerprint, freeze
 from vc_toolkit.config.spk import SpkConfig, Split
+from vc_toolkit.features.audio import truncation
 from vc_toolkit.io import atomic_write_text, write_scp
 from vc_toolkit.paths import SPLITS, Layout
 from vc_toolkit.prepare.corpora import RECIPES, CorpusError, Pair
@@ -51,14 +52,15 @@ def _stage0_key(cfg: SpkConfig) -> str:
 
 
 def _check_audio(path: Path) -> str | None:
-    """Reason the file cannot be used, or None when its header reads."""
+    """Reason the file cannot be used, or None when its header reads and its data is complete."""
     try:
         info = sf.info(str(path))
     except Exception as err:  # libsndfile raises several types
         return f"unreadable ({str(err).splitlines()[0][:120]})"
     if info.frames == 0:
         return "empty (0 samples)"
-    return None
+    cut = truncation(path, info.samplerate)
+    return f"truncated ({cut.removeprefix('truncated: ')})" if cut else None
 
 
 def run(spk: str, layout: Layout, force: bool = False, nj: int = 2) -> dict:
@@ -122,7 +124,7 @@ def run(spk: str, layout: Layout, force: bool = False, nj: int = 2) -> dict:
     for title, rows in (
         ("source files without a target", [layout.shown(p) for p in prepared.unmatched_src]),
         ("target files without a source", [layout.shown(p) for p in prepared.unmatched_tgt]),
-        ("unreadable audio (utt, file, reason)", unreadable),
+        ("unreadable, empty or truncated audio (utt, file, reason)", unreadable),
         ("excluded by the spk config", excluded),
         ("exclude ids not in the corpus", unknown_excl),
     ):
@@ -147,7 +149,7 @@ def run(spk: str, layout: Layout, force: bool = False, nj: int = 2) -> dict:
     logger.info("lists: %s", ", ".join(f"{k} {counts[k]}" for k in SPLITS))
     if summary["unmatched"] or unreadable or unknown_excl:
         logger.warning(
-            "%d unmatched, %d unreadable files and %d unknown exclude ids; see data/%s/report.txt",
+            "%d unmatched, %d unusable files and %d unknown exclude ids; see data/%s/report.txt",
             summary["unmatched"],
             len(unreadable),
             len(unknown_excl),
