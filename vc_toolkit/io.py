@@ -9,6 +9,25 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from vc_toolkit.errors import disk_full
+
+
+@contextlib.contextmanager
+def writing(path: str | Path) -> Iterator[None]:
+    """Turn running out of disk space inside the block into a :class:`DiskFullError` on ``path``.
+
+    Raises:
+        DiskFullError: the block failed for lack of space (``ENOSPC``/``EDQUOT`` anywhere in
+            the exception's cause or context).
+    """
+    try:
+        yield
+    except Exception as err:
+        full = disk_full(err, str(path))
+        if full is None or full is err:
+            raise
+        raise full from None
+
 
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "w", **kwargs) -> Iterator[IO]:
@@ -16,10 +35,20 @@ def atomic_open(path: str | Path, mode: str = "w", **kwargs) -> Iterator[IO]:
 
     A reader never sees a half-written file, and a crash leaves the previous
     version (or nothing) in place.
+
+    Raises:
+        DiskFullError: the disk filled up (the temporary file is removed).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with _replacing(fd, tmp, path, mode, **kwargs) as f:
+            yield f
+
+
+@contextlib.contextmanager
+def _replacing(fd: int, tmp: str, path: Path, mode: str, **kwargs) -> Iterator[IO]:
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)

@@ -139,8 +139,15 @@ def read_json(path: Path) -> Any:
 
 
 def read_history(exp_dir: Path) -> list[dict]:
-    """Rows of ``history.jsonl`` (empty when missing)."""
+    """Rows of ``history.jsonl`` (empty when missing).
+
+    A last row without its newline was cut short (the disk filled up, the process was
+    killed while appending it) and is left out: its epoch is redone on resume.
+    """
     path = exp_dir / "history.jsonl"
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    text = path.read_text()
+    if not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    return [json.loads(line) for line in text.splitlines() if line.strip()]

@@ -35,6 +35,7 @@ from vc_toolkit.config.spk import SpkConfig
 from vc_toolkit.features import dtw, frontend, segments, spectral
 from vc_toolkit.features.frontend import Speech
 from vc_toolkit.features.pitch import extract_lf0
+from vc_toolkit.io import writing
 
 T = TypeVar("T")
 
@@ -213,19 +214,23 @@ def save_raw(path: str | Path, item: dict) -> None:
     Args:
         path: Destination (``.npz``); a temporary sibling is renamed over it.
         item: Arrays and scalars, e.g. from :func:`extract_pair`.
+
+    Raises:
+        DiskFullError: the disk filled up (nothing is left behind).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{k: np.asarray(v) for k, v in item.items()})
-        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **{k: np.asarray(v) for k, v in item.items()})
+            os.chmod(tmp, 0o644)  # mkstemp makes owner-only files
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
 
 
 def load_raw(path: str | Path) -> dict:
