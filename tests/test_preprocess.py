@@ -48,8 +48,8 @@ def _pairs(root: Path, spk: str) -> dict[str, tuple[Path, Path]]:
 def bad_corpus_root(tiny_root: Path, tmp_path_factory) -> Path:
     """A parallel-folder spk 'mixed' of the tiny demo pairs with three broken ones, after stage 1.
 
-    harvard_003: target file corrupted after stage 0 (same size, so the fingerprint still
-    matches: bit rot or a half-finished copy); harvard_005: all-silent source;
+    harvard_003: target whose header reads (stage 0 lists it) but whose samples do not
+    decode to audio (NaN, a damaged float file); harvard_005: all-silent source;
     harvard_007: target followed by two other target sentences (a misaligned pair far
     outside the corpus, though below ``filters.max_length_ratio``).
     """
@@ -75,10 +75,12 @@ def bad_corpus_root(tiny_root: Path, tmp_path_factory) -> Path:
         },
         "filters": {"max_length_ratio": 10.0, "outlier_mad": 6.0},
     }
+    broken = corpus / "tgt/harvard_003.wav"
+    x, sr = sf.read(broken)
+    x[len(x) // 3 :: 7] = np.nan
+    sf.write(broken, x, sr, subtype="FLOAT")
     write_conf(root, "spk", "mixed", spk)
     prepare.run("mixed", Layout(root), nj=1)
-    broken = corpus / "tgt/harvard_003.wav"
-    broken.write_bytes(np.random.default_rng(0).bytes(broken.stat().st_size))
     return root
 
 

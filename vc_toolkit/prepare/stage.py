@@ -17,13 +17,19 @@ import soundfile as sf
 
 from vc_toolkit import log
 from vc_toolkit.config import ConfigError, load_spk
-from vc_toolkit.config.pin import check_frozen, config_hash, fingerprint, freeze
+from vc_toolkit.config.pin import (
+    check_frozen,
+    config_hash,
+    fingerprint,
+    freeze,
+    read_fingerprint,
+)
 from vc_toolkit.config.spk import SpkConfig, Split
 from vc_toolkit.features.audio import truncation
 from vc_toolkit.io import atomic_write_text, write_scp
 from vc_toolkit.paths import SPLITS, Layout
 from vc_toolkit.prepare.corpora import RECIPES, CorpusError, Pair
-from vc_toolkit.records import input_files
+from vc_toolkit.records import check_inputs, input_digests, input_files, record_corpus_files
 
 logger = log.get("stage0")
 
@@ -71,6 +77,7 @@ def run(spk: str, layout: Layout, force: bool = False, nj: int = 2) -> dict:
 
     Raises:
         ConfigError: unknown spk, bad config, or a config changed since it was frozen.
+        UserError: the input audio changed since the spk was frozen (without ``force``).
         CorpusError: the corpus cannot be read or is too small for the split.
     """
     cfg = load_spk(spk, layout.root)
@@ -82,7 +89,9 @@ def run(spk: str, layout: Layout, force: bool = False, nj: int = 2) -> dict:
     key = _stage0_key(cfg)
     if done_file.is_file() and not force:
         done = json.loads(done_file.read_text())
-        if done.get("key") == key and frozen.is_file():
+        fp = read_fingerprint(layout.dump(spk))
+        if done.get("key") == key and frozen.is_file() and fp is not None:
+            check_inputs(layout, spk, fp)  # refuses changed audio, warns of new files
             logger.info(
                 "data/%s already prepared (%s); nothing to do (--force redoes it)",
                 spk,
@@ -140,7 +149,9 @@ def run(spk: str, layout: Layout, force: bool = False, nj: int = 2) -> dict:
         "unreadable": len(unreadable),
         "excluded": len(excluded),
     }
-    fp = fingerprint(cfg, input_files(layout, spk))
+    record_corpus_files(layout, spk, prepared.roots, prepared.files())
+    files = input_files(layout, spk)
+    fp = fingerprint(cfg, files, input_digests(layout, spk, files))
     fp.update(spk=spk, source=conf_file, frozen_at=dt.datetime.now().isoformat(timespec="seconds"))
     header = f"# resolved config of spk '{spk}', frozen from {conf_file}; do not edit"
     freeze(frozen, cfg, header=header, extra=fp)

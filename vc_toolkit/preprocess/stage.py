@@ -25,7 +25,7 @@ import numpy as np
 
 from vc_toolkit import log
 from vc_toolkit.config import load_spk
-from vc_toolkit.config.pin import check_frozen, files_hash, fingerprint, freeze, read_fingerprint
+from vc_toolkit.config.pin import check_frozen, fingerprint, freeze, read_fingerprint
 from vc_toolkit.config.spk import SpkConfig
 from vc_toolkit.data import dump
 from vc_toolkit.errors import UserError
@@ -34,7 +34,7 @@ from vc_toolkit.io import atomic_write_text, read_scp
 from vc_toolkit.lock import tag_lock
 from vc_toolkit.parallel import parallel_map
 from vc_toolkit.paths import SPLITS, Layout
-from vc_toolkit.records import input_files
+from vc_toolkit.records import check_inputs
 
 logger = log.get("stage1")
 META_KEYS = (
@@ -131,18 +131,16 @@ def _check_pinned(spk: str, layout: Layout, cfg: SpkConfig, force: bool) -> dict
         )
     conf_file = layout.shown(layout.spk_conf(spk))
     diff = check_frozen(frozen, cfg, conf_file, force, f"spk '{spk}'")
-    files = input_files(layout, spk)
-    changed_files = files_hash(files) != fp["files_hash"]
-    if changed_files and not force:
-        missing = [p for p, size in files if size < 0]
-        detail = f"{len(missing)} missing, e.g. {missing[0]}" if missing else "sizes differ"
-        raise UserError(
-            f"the input audio of spk '{spk}' changed since it was frozen ({detail}); "
-            "make a new spk for the new data, or pass --force to rebuild"
+    inputs = check_inputs(layout, spk, fp, force)
+    fp = inputs.fingerprint
+    if diff or inputs.changes:
+        logger.warning(
+            "--force: re-freezing spk '%s' (%d config changes%s)",
+            spk,
+            len(diff),
+            f"; input files: {inputs.changes}" if inputs.changes else "",
         )
-    if diff or changed_files:
-        logger.warning("--force: re-freezing spk '%s' (%d config changes)", spk, len(diff))
-        new_fp = fingerprint(cfg, files)
+        new_fp = fingerprint(cfg, inputs.files, inputs.digests)
         new_fp.update(
             spk=spk, source=conf_file, frozen_at=dt.datetime.now().isoformat("T", "seconds")
         )
