@@ -295,3 +295,11 @@ def test_pack_copies_a_hifigan_vocoder_and_converts_with_the_copy(trained, tmp_p
     assert json.loads((out / "rtf.json").read_text())["vocoder"] == "hifigan"
     with np.load(out / "x.npz") as z:
         assert len(sf.read(out / "x.wav")[0]) == len(z["mel"]) * HOP
+
+
+def test_stage3_log_shows_its_output_folder_relative_to_the_root(trained, tmp_path, caplog):
+    root = copy_root(trained, tmp_path)
+    with caplog.at_level("INFO"):
+        convert_tag(Layout(root), "t", "best", device="cpu", progress=False)
+    lines = [r.getMessage() for r in caplog.records if "exp/t/convert/best" in r.getMessage()]
+    assert lines and not [line for line in lines if str(root) in line]

@@ -334,3 +334,12 @@ def test_end_to_end_train_convert_evaluate_leaderboard(tiny_features_root, tmp_p
         floor
     )
     assert 0 < mcd < 100 and 0 < floor < 100
+
+
+def test_stage4_log_and_errors_show_paths_relative_to_the_root(converted, evaluated, caplog):
+    with caplog.at_level("INFO"):
+        ev.run(Layout(converted), "t", "best", nj=1, progress=False)
+    lines = [r.getMessage() for r in caplog.records if "exp/t/eval/best" in r.getMessage()]
+    assert lines and not [line for line in lines if str(converted) in line]
+    with pytest.raises(UserError, match=r"no converted speech in exp/t/convert/latest;"):
+        ev.run(Layout(converted), "t", "latest", nj=1, progress=False)

@@ -199,3 +199,50 @@ def test_load_audio_errors(tmp_path: Path) -> None:
     with pytest.raises(AudioError) as info:
         load_audio(text, 8000)
     assert info.value.reason == "unreadable" and str(text) in str(info.value)
+
+
+def cut(path: Path, fraction: float = 0.8) -> Path:
+    """Keep the first ``fraction`` of the file's bytes (a copy stopped short)."""
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * fraction)])
+    return path
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "FLOAT"])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_load_audio_refuses_a_truncated_file(tmp_path: Path, subtype: str, channels: int) -> None:
+    x = np.repeat(utterance(150.0)[:, None], channels, axis=1)
+    path = cut(wav(tmp_path / "a.wav", x, SR, subtype))
+    with pytest.raises(AudioError, match=r"header declares 29600 frames") as info:
+        load_audio(path, SR)
+    assert info.value.reason == "truncated" and str(path) in str(info.value)
+
+
+def test_complete_files_with_odd_headers_are_not_truncated(tmp_path: Path) -> None:
+    x = utterance(150.0)
+    aiff = tmp_path / "a.aiff"
+    sf.write(aiff, x, SR, subtype="PCM_16", format="AIFF")
+    assert len(load_audio(aiff, SR)) == len(x)
+    with pytest.raises(AudioError) as info:
+        load_audio(cut(aiff), SR)
+    assert info.value.reason == "truncated"
+    # a chunk after the audio data is not missing audio
+    path = wav(tmp_path / "list.wav", x)
+    data = bytearray(path.read_bytes()) + b"LIST\x04\x00\x00\x00INFO"
+    data[4:8] = (len(data) - 8).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    assert len(load_audio(path, SR)) == len(x)
+    # a header written while streaming (sizes unknown) is not a truncation either
+    stream = wav(tmp_path / "stream.wav", x)
+    data = bytearray(stream.read_bytes())
+    at = data.index(b"data")
+    data[at + 4 : at + 8] = b"\xff\xff\xff\xff"
+    data[4:8] = b"\xff\xff\xff\xff"
+    stream.write_bytes(bytes(data))
+    assert len(load_audio(stream, SR)) == len(x)
+
+
+def test_a_truncated_side_drops_the_pair(tmp_path: Path, pair) -> None:
+    src, tgt = pair
+    short = cut(wav(tmp_path / "cut.wav", utterance(230.0)))
+    expect("truncated", src, short, "target", short)

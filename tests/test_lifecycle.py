@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import signal
 import subprocess
@@ -258,3 +259,59 @@ def exp_cfg(root):
     from vc_toolkit.config import load_tag
 
     return load_tag("t", root)
+
+
+_CONTENDER = """
+import json, sys, time
+from pathlib import Path
+from vc_toolkit import lock
+
+lock_path, out, go = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+warn = lock.logger.warning
+# a slow process: a pause between judging the lock stale and taking it over
+lock.logger.warning = lambda *a, **k: (time.sleep(0.3), warn(*a, **k))
+out.with_suffix(".ready").touch()
+while not go.exists():
+    time.sleep(0.001)
+try:
+    with lock.tag_lock(lock_path, "tag 't'"):
+        out.write_text(json.dumps(["held", time.time()]))
+        time.sleep(1.5)
+except lock.LockedError as err:
+    out.write_text(json.dumps(["refused", str(err)]))
+"""
+
+
+def test_stale_lock_is_taken_over_by_exactly_one_of_many_concurrent_processes(tmp_path):
+    lock = tmp_path / "train.lock"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock.write_text(f'{{"pid": {dead.pid}, "host": "{os.uname().nodename}", "started": "then"}}')
+    go = tmp_path / "go"  # every contender starts its attempt at the same moment
+    outs = [tmp_path / f"out{k}.json" for k in range(6)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _CONTENDER, str(lock), str(out), str(go)])
+        for out in outs
+    ]
+    deadline = time.monotonic() + 60
+    while not all(out.with_suffix(".ready").exists() for out in outs):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    go.touch()
+    for proc in procs:
+        assert proc.wait(timeout=60) == 0
+    results = [json.loads(out.read_text()) for out in outs]
+    assert [r[0] for r in results].count("held") == 1, results
+    refused = [r[1] for r in results if r[0] == "refused"]
+    assert all("already being trained by process" in r for r in refused), refused
+    assert not lock.exists()
+
+
+def test_a_tag_whose_spk_does_not_exist_names_the_tag_and_leaves_no_folder(root, capsys):
+    from vc_toolkit.bin import train as train_cli
+
+    write_conf(root, "tag", "lost", {**TINY_TAG, "spk": "nope"})
+    assert train_cli.main(["--tag", "lost", "--root", str(root), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "tag 'lost'" in err and "spk 'nope'" in err and len(err.splitlines()) == 1
+    assert not (root / "exp/lost").exists()

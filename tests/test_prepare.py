@@ -224,3 +224,22 @@ def test_real_corpus_recipes_fail_clearly_offline(root, tmp_path):
 def test_unknown_spk_is_config_error(root):
     with pytest.raises(ConfigError, match="unknown spk"):
         prepare.run("nope", Layout(root))
+
+
+def test_a_truncated_file_is_reported_not_listed(root, tmp_path):
+    src, tgt = _parallel_corpus(tmp_path / "corpus")
+    data = (tgt / "e.wav").read_bytes()
+    (tgt / "e.wav").write_bytes(data[: int(len(data) * 0.8)])  # a copy stopped short
+    spk = {
+        "corpus": {"name": "parallel", "src_wav_root": str(src), "tgt_wav_root": str(tgt)},
+        "split": {"dev": 1, "eval": 1},
+    }
+    write_conf(root, "spk", "mine", spk)
+    summary = prepare.run("mine", Layout(root))
+    assert summary["counts"] == {"train": 3, "dev": 1, "eval": 1}
+    listed = [
+        u for s in ("train", "dev", "eval") for u in read_scp(root / f"data/mine/{s}/tgt.scp")
+    ]
+    assert "e" not in listed
+    report = (root / "data/mine/report.txt").read_text()
+    assert "e\t" + str(tgt / "e.wav") + "\ttruncated (" in report

@@ -48,8 +48,8 @@ def _pairs(root: Path, spk: str) -> dict[str, tuple[Path, Path]]:
 def bad_corpus_root(tiny_root: Path, tmp_path_factory) -> Path:
     """A parallel-folder spk 'mixed' of the tiny demo pairs with three broken ones, after stage 1.
 
-    harvard_003: target file corrupted after stage 0 (same size, so the fingerprint still
-    matches: bit rot or a half-finished copy); harvard_005: all-silent source;
+    harvard_003: target whose header reads (stage 0 lists it) but whose samples do not
+    decode to audio (NaN, a damaged float file); harvard_005: all-silent source;
     harvard_007: target followed by two other target sentences (a misaligned pair far
     outside the corpus, though below ``filters.max_length_ratio``).
     """
@@ -75,10 +75,12 @@ def bad_corpus_root(tiny_root: Path, tmp_path_factory) -> Path:
         },
         "filters": {"max_length_ratio": 10.0, "outlier_mad": 6.0},
     }
+    broken = corpus / "tgt/harvard_003.wav"
+    x, sr = sf.read(broken)
+    x[len(x) // 3 :: 7] = np.nan
+    sf.write(broken, x, sr, subtype="FLOAT")
     write_conf(root, "spk", "mixed", spk)
     prepare.run("mixed", Layout(root), nj=1)
-    broken = corpus / "tgt/harvard_003.wav"
-    broken.write_bytes(np.random.default_rng(0).bytes(broken.stat().st_size))
     return root
 
 
@@ -254,3 +256,56 @@ def test_stage1_needs_stage0_and_the_cli_error_is_one_line(root: Path):
     assert out.returncode == 1
     assert out.stderr.strip().startswith("error: unknown spk 'nope'")
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_report_and_messages_show_recipe_paths_relative_to_the_root(tiny_root: Path, tmp_path):
+    root = copy_root(tiny_root, tmp_path)
+    write_conf(root, "spk", "strict", {**TINY_SPK, "filters": {"min_seconds": 2.2}})
+    prepare.run("strict", Layout(root), nj=1)
+    summary = preprocess.run("strict", Layout(root), nj=1)
+    assert summary["dropped_per_reason"].get("too_short")  # some pairs name their files
+    text = (root / "dump/strict/report.tsv").read_text()
+    assert "data/_corpora/" in text and str(root) not in text
+    out = subprocess.run(
+        [sys.executable, "-m", "vc_toolkit.bin.preprocess", "--spk", "nope", "--root", str(root)],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 1 and "conf/spk/nope.yaml not found" in out.stderr
+    assert str(root) not in out.stderr
+
+
+def test_a_second_concurrent_stage1_run_is_refused_with_one_line(tiny_root, tmp_path):
+    root = copy_root(tiny_root, tmp_path)
+    spk = {**TINY_SPK, "feats": {**TINY_SPK["feats"], "pitch": {"method": "harvest"}}}
+    write_conf(root, "spk", "slow", spk)
+    prepare.run("slow", Layout(root), nj=1)
+    first = _run_cli(root, "slow")
+    try:
+        raw = root / "dump/slow/raw"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not list(raw.glob("*.npz")):
+            time.sleep(0.02)
+        assert first.poll() is None, "the first run must still be extracting"
+        second = _run_cli(root, "slow")
+        _, err = second.communicate(timeout=120)
+        assert first.poll() is None, "the second run must not wait for the first"
+    finally:
+        first.kill()
+        first.wait()
+    lines = err.decode().strip().splitlines()
+    assert second.returncode == 1 and len(lines) == 1, lines
+    assert lines[0].startswith("error: spk 'slow'") and f"process {first.pid}" in lines[0]
+
+
+def test_a_truncated_file_is_dropped_with_its_reason(tiny_features_root: Path, tmp_path):
+    root = copy_root(tiny_features_root, tmp_path)
+    _, tgt = _pairs(root, "tiny")["harvard_004"]
+    data = tgt.read_bytes()
+    tgt.unlink()  # the corpus folder is shared by copies: replace the file, do not edit it
+    tgt.write_bytes(data[: int(len(data) * 0.8)])
+    summary = preprocess.run("tiny", Layout(root), nj=1, force=True)
+    row = _report(root, "tiny")["harvard_004"]
+    assert row["status"] == "dropped" and row["reason"] == "truncated"
+    assert "header declares" in row["detail"] and "harvard_004.wav" in row["detail"]
+    assert summary["dropped_per_reason"] == {"truncated": 1}

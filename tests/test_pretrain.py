@@ -169,3 +169,27 @@ def test_lineage_records_the_whole_chain(root):
     fp = json.loads((root / "dump/tiny/fingerprint.json").read_text())["fingerprint"]
     assert all(r["spk_fingerprint"] == fp for r in rows)
     assert pretrain.chain("c", Layout(root)) == ["p", "b"]
+
+
+def test_a_missing_pretrain_tag_says_it_comes_from_pretrain_tag(root, capsys):
+    from vc_toolkit.bin import train as train_cli
+
+    write_conf(root, "tag", "c", {**_child(), "pretrain": {"tag": "ghost"}})
+    with pytest.raises(pretrain.PretrainError, match=r"pretrain.tag of tag 'c' .*'ghost'"):
+        train_tag("c", Layout(root), device="cpu")
+    with pytest.raises(pretrain.PretrainError, match=r"pretrain.tag of tag 'c' .*'ghost'"):
+        setup("c", Layout(root), device="cpu")  # the path Optuna trials take
+    assert train_cli.main(["--tag", "c", "--root", str(root), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "pretrain.tag" in err and "conf/tag/c.yaml" in err and len(err.splitlines()) == 1
+
+
+def test_keeping_the_optimizer_names_the_parameters_that_differ(root):
+    cfg = _child(reset_optimizer=False)
+    cfg["model"]["postnet"] = {"layers": 2, "channels": 24}  # other width, same names
+    write_conf(root, "tag", "c", cfg)
+    with pytest.raises(pretrain.PretrainError) as info:
+        setup("c", Layout(root), device="cpu")
+    message = str(info.value)
+    assert "shape" in message and "postnet." in message and "reset_optimizer: true" in message
+    assert "exclude" not in message and "freeze" not in message

@@ -36,7 +36,8 @@ def parallel_map(
 
     ``nj <= 1`` runs in this process (in order); otherwise a pool of ``nj`` forked
     processes runs the jobs (``fn`` and the jobs must be picklable; results arrive
-    as they finish). The pool is closed and joined however the caller stops.
+    as they finish). The pool is closed and joined however the caller stops; when a job
+    raises, the jobs not yet finished are abandoned and the error re-raised here.
 
     Args:
         fn: Work on one job; a module-level function.
@@ -57,6 +58,10 @@ def parallel_map(
         for result in results:
             bar.update()
             yield result
+    except Exception:
+        if pool is not None:  # a job failed (e.g. the disk is full): do not start the rest
+            pool.terminate()
+        raise
     finally:
         bar.close()
         if pool is not None:

@@ -96,6 +96,33 @@ class Layout:
         """``exp/<tag>/pack/<checkpoint label>``: a self-contained model directory."""
         return self.exp(tag) / "pack" / checkpoint_label(checkpoint)
 
+    def shown(self, path: str | Path) -> str:
+        """``path`` as messages and reports show it: relative to the recipe root when under it.
+
+        Paths outside the root (a corpus elsewhere, a temporary folder) and paths that are
+        already relative are shown as given.
+
+        Example:
+            >>> lay = Layout(Path("/r"))
+            >>> lay.shown("/r/exp/t/convert/best"), lay.shown("/data/a.wav"), lay.shown("dump/x")
+            ('exp/t/convert/best', '/data/a.wav', 'dump/x')
+            >>> lay.shown("/r")
+            '.'
+        """
+        p = Path(path)
+        if not p.is_absolute() or not p.is_relative_to(self.root):
+            return str(path)
+        return str(p.relative_to(self.root))
+
+    def shown_in(self, text: str) -> str:
+        """``text`` (a message, a report field) with every path under the root shown relative.
+
+        Example:
+            >>> Layout(Path("/r")).shown_in("source /r/data/a.wav: empty; /rr/b.wav kept")
+            'source data/a.wav: empty; /rr/b.wav kept'
+        """
+        return text.replace(f"{self.root}{os.sep}", "")
+
     def resolve(self, path: str | Path) -> Path:
         """A path from a config: absolute as given, relative to the recipe root otherwise."""
         p = Path(path).expanduser()

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 
 from vc_toolkit import log
-from vc_toolkit.errors import UserError
+from vc_toolkit.errors import UserError, disk_full
 from vc_toolkit.paths import Layout
 
 
@@ -29,12 +29,23 @@ def parser(prog: str, description: str, epilog: str | None = None) -> argparse.A
 
 
 def run(main: Callable[[argparse.Namespace, Layout], int | None], args: argparse.Namespace) -> int:
-    """Run ``main(args, layout)``; a :class:`UserError` becomes ``error: <one line>`` and exit 1."""
+    """Run ``main(args, layout)``; a :class:`UserError` becomes ``error: <one line>`` and exit 1.
+
+    Paths under the recipe root are shown relative to it (:meth:`Layout.shown_in`). Running
+    out of disk space is one line too, wherever the write was.
+    """
     log.setup(args.verbose)
+    layout = Layout.from_env(args.root)
     try:
-        return main(args, Layout.from_env(args.root)) or 0
+        return main(args, layout) or 0
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {layout.shown_in(str(err))}", file=sys.stderr)
+        return 1
+    except Exception as err:
+        full = disk_full(err)  # a write that no helper of ours wrapped (TensorBoard, logs)
+        if full is None:
+            raise
+        print(f"error: {layout.shown_in(str(full))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(

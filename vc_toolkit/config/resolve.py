@@ -73,7 +73,9 @@ def config_path(layout: Layout, kind: str, name: str) -> Path:
         close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         listing = ", ".join(names) if names else "none"
-        raise ConfigError(f"unknown {kind} '{name}': {path} not found{hint}; available: {listing}")
+        raise ConfigError(
+            f"unknown {kind} '{name}': {layout.shown(path)} not found{hint}; available: {listing}"
+        )
     return path
 
 

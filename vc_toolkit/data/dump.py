@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from vc_toolkit.errors import UserError
+from vc_toolkit.io import writing
 
 SRC_STREAMS = ("src_mel", "src_lf0", "src_vuv", "src_energy")
 TGT_STREAMS = ("tgt_mel", "tgt_lf0", "tgt_vuv", "tgt_energy")
@@ -124,17 +125,21 @@ def write_split(split_dir: str | Path, items: Iterable[dict]) -> None:
     Raises:
         ValueError: an item is inconsistent (lengths, duration/segment sums, reduction
             factor differing between items, duplicate id).
+        DiskFullError: the disk filled up (the previous ``split_dir`` is left as it was).
     """
     split_dir = Path(split_dir)
     split_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{split_dir.name}.", suffix=".tmp", dir=split_dir.parent))
-    try:
-        _write_into(tmp, items)
-        os.chmod(tmp, 0o755)  # mkdtemp makes an owner-only directory
-        _swap(tmp, split_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with writing(split_dir):
+        tmp = Path(
+            tempfile.mkdtemp(prefix=f".{split_dir.name}.", suffix=".tmp", dir=split_dir.parent)
+        )
+        try:
+            _write_into(tmp, items)
+            os.chmod(tmp, 0o755)  # mkdtemp makes an owner-only directory
+            _swap(tmp, split_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
 
 def _write_into(folder: Path, items: Iterable[dict]) -> None:

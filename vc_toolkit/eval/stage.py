@@ -251,7 +251,7 @@ def run(
     conv_root = layout.convert_dir(tag, checkpoint)
     if not (conv_root / "settings.json").is_file():
         raise UserError(
-            f"no converted speech in {conv_root}; run stage 3 first: "
+            f"no converted speech in {layout.shown(conv_root)}; run stage 3 first: "
             f"./run.sh --stage 3 --stop_stage 3 --tag {tag} --checkpoint {checkpoint}"
         )
     spk = load_frozen_spk(layout, cfg.spk)
@@ -259,7 +259,9 @@ def run(
     stamp = _stamp(conv_root, SPLITS, cfg.eval)
     old = read_json(out / "summary.json") or {}
     if old.get("stamp") == stamp and not force:
-        logger.info("%s is up to date with the converted speech (--force redoes it)", out)
+        logger.info(
+            "%s is up to date with the converted speech (--force redoes it)", layout.shown(out)
+        )
         return old
     voc_cfg = floor_vocoder(read_json(conv_root / "settings.json"), cfg, layout)
     caches = {
@@ -293,7 +295,7 @@ def run(
     for split in SPLITS:
         _write_per_utt(out / split / "per_utt.tsv", list(rows[split]), rows[split])
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float) + "\n")
-    _log(summary, out)
+    _log(summary, layout.shown(out))
     return summary
 
 
@@ -327,7 +329,7 @@ def _mean(block: dict, key: str) -> float:
     return block.get(key, {}).get("mean", math.nan)
 
 
-def _log(summary: dict, out: Path) -> None:
+def _log(summary: dict, out: str) -> None:
     for name, block in [*summary["splits"].items(), ("overall", summary["overall"])]:
         conv, floor, c = block["converted"], block["source"], block["counts"]
         voc = block.get("vocoder", {})

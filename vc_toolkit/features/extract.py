@@ -12,8 +12,8 @@ sentence segments from the internal silences
 (:func:`vc_toolkit.features.segments.pair_segments`).
 
 A pair that cannot give useful features raises :class:`BadPair` with one of
-:data:`BAD_REASONS`, checked in this order: unreadable, empty, silent, too_short,
-length_ratio, unvoiced.
+:data:`BAD_REASONS`, checked in this order: unreadable, truncated, empty, silent,
+too_short, length_ratio, unvoiced.
 """
 
 from __future__ import annotations
@@ -35,10 +35,19 @@ from vc_toolkit.config.spk import SpkConfig
 from vc_toolkit.features import dtw, frontend, segments, spectral
 from vc_toolkit.features.frontend import Speech
 from vc_toolkit.features.pitch import extract_lf0
+from vc_toolkit.io import writing
 
 T = TypeVar("T")
 
-BAD_REASONS = ("unreadable", "empty", "silent", "too_short", "unvoiced", "length_ratio")
+BAD_REASONS = (
+    "unreadable",
+    "truncated",
+    "empty",
+    "silent",
+    "too_short",
+    "unvoiced",
+    "length_ratio",
+)
 STREAMS = ("mel", "lf0", "vuv", "energy")
 
 
@@ -205,19 +214,23 @@ def save_raw(path: str | Path, item: dict) -> None:
     Args:
         path: Destination (``.npz``); a temporary sibling is renamed over it.
         item: Arrays and scalars, e.g. from :func:`extract_pair`.
+
+    Raises:
+        DiskFullError: the disk filled up (nothing is left behind).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{k: np.asarray(v) for k, v in item.items()})
-        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **{k: np.asarray(v) for k, v in item.items()})
+            os.chmod(tmp, 0o644)  # mkstemp makes owner-only files
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
 
 
 def load_raw(path: str | Path) -> dict:

@@ -38,7 +38,7 @@ from vc_toolkit.errors import UserError
 from vc_toolkit.features import spectral, trim
 from vc_toolkit.features.audio import AudioError, load_audio
 
-REASONS = ("unreadable", "empty", "silent", "too_short", "unvoiced")
+REASONS = ("unreadable", "truncated", "empty", "silent", "too_short", "unvoiced")
 """Why a file gives no usable speech, in the order they are checked."""
 
 
@@ -101,7 +101,7 @@ def read(path: str | Path, sample_rate: int) -> np.ndarray:
     """Mono float32 samples of ``path`` at ``sample_rate``.
 
     Raises:
-        UnusableAudioError: ``unreadable`` or ``empty``.
+        UnusableAudioError: ``unreadable``, ``truncated`` or ``empty``.
     """
     try:
         return load_audio(path, sample_rate)
@@ -186,7 +186,7 @@ def load_speech(path: str | Path, cfg: SpkConfig, check: bool = True) -> Speech:
         check: Apply :func:`check_speech` (stage 4 scores references without it).
 
     Raises:
-        UnusableAudioError: unreadable, empty, silent or too short.
+        UnusableAudioError: unreadable, truncated, empty, silent or too short.
     """
     speech = front_end(read(path, cfg.sample_rate), cfg.sample_rate, cfg.trim, path)
     if check:

@@ -69,7 +69,8 @@ def raw_source_features(path: str | Path, cfg: SpkConfig) -> dict:
         (after trimming) and ``input_seconds``.
 
     Raises:
-        UnusableAudioError: unreadable, empty, silent after trimming, too short or unvoiced.
+        UnusableAudioError: unreadable, truncated, empty, silent after trimming, too short or
+            unvoiced.
     """
     with threadpool_limits(1, user_api="blas"):
         speech = frontend.load_speech(path, cfg)

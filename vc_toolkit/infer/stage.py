@@ -67,7 +67,7 @@ def run(
     previous = read_json(root / "settings.json")
     if previous is not None and previous != settings and not force:
         changes = diff_configs(previous, settings)
-        logger.warning("%s was made with other settings; converting again:", root)
+        logger.warning("%s was made with other settings; converting again:", layout.shown(root))
         for line in changes:
             logger.warning("    %s", line)
         force = True
@@ -79,7 +79,11 @@ def run(
     total = sum(len(ds) for ds in data.values())
     pending = sum(len(v) for v in todo.values())
     if pending == 0:
-        logger.info("%s: all %d utterances converted; nothing to do (--force redoes)", root, total)
+        logger.info(
+            "%s: all %d utterances converted; nothing to do (--force redoes)",
+            layout.shown(root),
+            total,
+        )
         return {**(read_json(root / "rtf.json") or {}), "converted": 0, "skipped": total}
     atomic_write_text(root / "settings.json", json.dumps(settings, indent=2) + "\n")
     dev = pick_device(device)
@@ -105,5 +109,5 @@ def run(
         "batch_size": infer.batch_size,
     }
     atomic_write_text(root / "rtf.json", json.dumps(record, indent=2) + "\n")
-    logger.info("outputs: %s/{%s}/<utt>.{wav,npz}, rtf.json", root, ",".join(splits))
+    logger.info("outputs: %s/{%s}/<utt>.{wav,npz}, rtf.json", layout.shown(root), ",".join(splits))
     return {**record, "converted": pending, "skipped": total - pending}

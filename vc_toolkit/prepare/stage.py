@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +17,19 @@ import soundfile as sf
 
 from vc_toolkit import log
 from vc_toolkit.config import ConfigError, load_spk
-from vc_toolkit.config.pin import check_frozen, config_hash, fingerprint, freeze
+from vc_toolkit.config.pin import (
+    check_frozen,
+    config_hash,
+    fingerprint,
+    freeze,
+    read_fingerprint,
+)
 from vc_toolkit.config.spk import SpkConfig, Split
+from vc_toolkit.features.audio import truncation
 from vc_toolkit.io import atomic_write_text, write_scp
 from vc_toolkit.paths import SPLITS, Layout
 from vc_toolkit.prepare.corpora import RECIPES, CorpusError, Pair
-from vc_toolkit.records import input_files
+from vc_toolkit.records import check_inputs, input_digests, input_files, record_corpus_files
 
 logger = log.get("stage0")
 
@@ -51,22 +57,16 @@ def _stage0_key(cfg: SpkConfig) -> str:
     return config_hash({"corpus": cfg.corpus, "split": cfg.split, "exclude": cfg.exclude})
 
 
-def _shown(path: Path, layout: Layout) -> str:
-    try:
-        return os.path.relpath(path, layout.root) if path.is_relative_to(layout.root) else str(path)
-    except ValueError:
-        return str(path)
-
-
 def _check_audio(path: Path) -> str | None:
-    """Reason the file cannot be used, or None when its header reads."""
+    """Reason the file cannot be used, or None when its header reads and its data is complete."""
     try:
         info = sf.info(str(path))
     except Exception as err:  # libsndfile raises several types
         return f"unreadable ({str(err).splitlines()[0][:120]})"
     if info.frames == 0:
         return "empty (0 samples)"
-    return None
+    cut = truncation(path, info.samplerate)
+    return f"truncated ({cut.removeprefix('truncated: ')})" if cut else None
 
 
 def run(spk: str, layout: Layout, force: bool = False, nj: int = 2) -> dict:
@@ -77,10 +77,11 @@ def run(spk: str, layout: Layout, force: bool = False, nj: int = 2) -> dict:
 
     Raises:
         ConfigError: unknown spk, bad config, or a config changed since it was frozen.
+        UserError: the input audio changed since the spk was frozen (without ``force``).
         CorpusError: the corpus cannot be read or is too small for the split.
     """
     cfg = load_spk(spk, layout.root)
-    conf_file = _shown(layout.spk_conf(spk), layout)
+    conf_file = layout.shown(layout.spk_conf(spk))
     frozen = layout.dump(spk) / "config.yaml"
     diff = check_frozen(frozen, cfg, conf_file, force, f"spk '{spk}'")
     data_dir = layout.data(spk)
@@ -88,7 +89,9 @@ def run(spk: str, layout: Layout, force: bool = False, nj: int = 2) -> dict:
     key = _stage0_key(cfg)
     if done_file.is_file() and not force:
         done = json.loads(done_file.read_text())
-        if done.get("key") == key and frozen.is_file():
+        fp = read_fingerprint(layout.dump(spk))
+        if done.get("key") == key and frozen.is_file() and fp is not None:
+            check_inputs(layout, spk, fp)  # refuses changed audio, warns of new files
             logger.info(
                 "data/%s already prepared (%s); nothing to do (--force redoes it)",
                 spk,
@@ -106,7 +109,7 @@ def run(spk: str, layout: Layout, force: bool = False, nj: int = 2) -> dict:
     unreadable: list[str] = []
     for pair in prepared.pairs:
         problems = [(p, _check_audio(p)) for p in (pair.src, pair.tgt)]
-        bad = [f"{pair.utt_id}\t{_shown(p, layout)}\t{why}" for p, why in problems if why]
+        bad = [f"{pair.utt_id}\t{layout.shown(p)}\t{why}" for p, why in problems if why]
         (unreadable.extend(bad) if bad else usable.append(pair))
     excluded = [p.utt_id for p in usable if p.utt_id in set(cfg.exclude)]
     unknown_excl = sorted(set(cfg.exclude) - {p.utt_id for p in prepared.pairs})
@@ -121,16 +124,16 @@ def run(spk: str, layout: Layout, force: bool = False, nj: int = 2) -> dict:
     splits = make_split(list(by_id), cfg.split)
     for split, ids in splits.items():
         for side in ("src", "tgt"):
-            entries = {u: _shown(getattr(by_id[u], side), layout) for u in ids}
+            entries = {u: layout.shown(getattr(by_id[u], side)) for u in ids}
             write_scp(data_dir / split / f"{side}.scp", entries)
 
     lines = [
         f"# stage 0 report for spk '{spk}' ({dt.datetime.now().isoformat(timespec='seconds')})"
     ]
     for title, rows in (
-        ("source files without a target", [_shown(p, layout) for p in prepared.unmatched_src]),
-        ("target files without a source", [_shown(p, layout) for p in prepared.unmatched_tgt]),
-        ("unreadable audio (utt, file, reason)", unreadable),
+        ("source files without a target", [layout.shown(p) for p in prepared.unmatched_src]),
+        ("target files without a source", [layout.shown(p) for p in prepared.unmatched_tgt]),
+        ("unreadable, empty or truncated audio (utt, file, reason)", unreadable),
         ("excluded by the spk config", excluded),
         ("exclude ids not in the corpus", unknown_excl),
     ):
@@ -146,7 +149,9 @@ def run(spk: str, layout: Layout, force: bool = False, nj: int = 2) -> dict:
         "unreadable": len(unreadable),
         "excluded": len(excluded),
     }
-    fp = fingerprint(cfg, input_files(layout, spk))
+    record_corpus_files(layout, spk, prepared.roots, prepared.files())
+    files = input_files(layout, spk)
+    fp = fingerprint(cfg, files, input_digests(layout, spk, files))
     fp.update(spk=spk, source=conf_file, frozen_at=dt.datetime.now().isoformat(timespec="seconds"))
     header = f"# resolved config of spk '{spk}', frozen from {conf_file}; do not edit"
     freeze(frozen, cfg, header=header, extra=fp)
@@ -155,7 +160,7 @@ def run(spk: str, layout: Layout, force: bool = False, nj: int = 2) -> dict:
     logger.info("lists: %s", ", ".join(f"{k} {counts[k]}" for k in SPLITS))
     if summary["unmatched"] or unreadable or unknown_excl:
         logger.warning(
-            "%d unmatched, %d unreadable files and %d unknown exclude ids; see data/%s/report.txt",
+            "%d unmatched, %d unusable files and %d unknown exclude ids; see data/%s/report.txt",
             summary["unmatched"],
             len(unreadable),
             len(unknown_excl),

@@ -1,6 +1,6 @@
 """Stage 1: features of every parallel pair of a spk, into ``dump/<SPK>/``.
 
-Steps:
+Steps (under ``dump/<SPK>/stage1.lock``: a second concurrent run of the spk is refused):
     1. Check the spk is pinned (stage 0 ran) and unchanged: config and input files.
     2. Per pair, in ``nj`` worker processes: :func:`~vc_toolkit.features.extract.extract_pair`
        into ``raw/<utt>.npz`` (atomic), or ``raw/<utt>.bad`` with the reason. Finished
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
 import time
 from collections import Counter
@@ -26,15 +25,16 @@ import numpy as np
 
 from vc_toolkit import log
 from vc_toolkit.config import load_spk
-from vc_toolkit.config.pin import check_frozen, files_hash, fingerprint, freeze, read_fingerprint
+from vc_toolkit.config.pin import check_frozen, fingerprint, freeze, read_fingerprint
 from vc_toolkit.config.spk import SpkConfig
 from vc_toolkit.data import dump
 from vc_toolkit.errors import UserError
 from vc_toolkit.features import extract, stats
 from vc_toolkit.io import atomic_write_text, read_scp
+from vc_toolkit.lock import tag_lock
 from vc_toolkit.parallel import parallel_map
 from vc_toolkit.paths import SPLITS, Layout
-from vc_toolkit.records import input_files
+from vc_toolkit.records import check_inputs
 
 logger = log.get("stage1")
 META_KEYS = (
@@ -46,6 +46,7 @@ META_KEYS = (
     "seg_fallback",
 )
 STATE = "features.json"
+LOCK = "stage1.lock"
 
 
 def _pairs(layout: Layout, spk: str) -> list[tuple[str, str, Path, Path]]:
@@ -128,20 +129,18 @@ def _check_pinned(spk: str, layout: Layout, cfg: SpkConfig, force: bool) -> dict
         raise UserError(
             f"spk '{spk}' has no stage-0 lists; run ./run.sh --stage 0 --stop_stage 0 --spk {spk}"
         )
-    conf_file = os.path.relpath(layout.spk_conf(spk), layout.root)
+    conf_file = layout.shown(layout.spk_conf(spk))
     diff = check_frozen(frozen, cfg, conf_file, force, f"spk '{spk}'")
-    files = input_files(layout, spk)
-    changed_files = files_hash(files) != fp["files_hash"]
-    if changed_files and not force:
-        missing = [p for p, size in files if size < 0]
-        detail = f"{len(missing)} missing, e.g. {missing[0]}" if missing else "sizes differ"
-        raise UserError(
-            f"the input audio of spk '{spk}' changed since it was frozen ({detail}); "
-            "make a new spk for the new data, or pass --force to rebuild"
+    inputs = check_inputs(layout, spk, fp, force)
+    fp = inputs.fingerprint
+    if diff or inputs.changes:
+        logger.warning(
+            "--force: re-freezing spk '%s' (%d config changes%s)",
+            spk,
+            len(diff),
+            f"; input files: {inputs.changes}" if inputs.changes else "",
         )
-    if diff or changed_files:
-        logger.warning("--force: re-freezing spk '%s' (%d config changes)", spk, len(diff))
-        new_fp = fingerprint(cfg, files)
+        new_fp = fingerprint(cfg, inputs.files, inputs.digests)
         new_fp.update(
             spk=spk, source=conf_file, frozen_at=dt.datetime.now().isoformat("T", "seconds")
         )
@@ -159,8 +158,15 @@ def run(spk: str, layout: Layout, nj: int = 2, force: bool = False) -> dict:
 
     Raises:
         UserError: stage 0 missing, or the config/input files changed (without ``force``).
+        LockedError: another process is running stage 1 of this spk.
     """
     cfg = load_spk(spk, layout.root)
+    lock = layout.dump(spk) / LOCK
+    with tag_lock(lock, f"spk '{spk}'", doing="extracted (stage 1)"):
+        return _run(spk, layout, cfg, nj, force)
+
+
+def _run(spk: str, layout: Layout, cfg: SpkConfig, nj: int, force: bool) -> dict:
     fp = _check_pinned(spk, layout, cfg, force)
     out = layout.dump(spk)
     state_file = out / STATE
@@ -249,7 +255,7 @@ def run(spk: str, layout: Layout, nj: int = 2, force: bool = False) -> dict:
     )
     summary["extracted_input_seconds"] = input_seconds
     summary["realtime_factor"] = input_seconds / wall if processed and wall > 0 else None
-    _write_report(out / "report.tsv", pairs, status)
+    _write_report(out / "report.tsv", pairs, status, layout)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     atomic_write_text(state_file, json.dumps({**current, "complete": True}) + "\n")
     _log_summary(spk, summary)
@@ -276,10 +282,11 @@ def _summarize(spk, pairs, status, metas, kept, timings, wall, nj) -> dict:
     }
 
 
-def _write_report(path: Path, pairs, status) -> None:
+def _write_report(path: Path, pairs, status, layout: Layout) -> None:
     lines = ["utt_id\tsplit\tstatus\treason\tdetail"]
     for split, utt, _, _ in pairs:
         reason, detail = status.get(utt, ("", ""))
+        detail = layout.shown_in(detail)
         lines.append(f"{utt}\t{split}\t{'dropped' if reason else 'kept'}\t{reason}\t{detail}")
     atomic_write_text(path, "\n".join(lines) + "\n")
 

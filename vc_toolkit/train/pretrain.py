@@ -18,9 +18,10 @@ import torch
 from torch import nn
 
 from vc_toolkit import checkpoint, log
-from vc_toolkit.config import TagConfig, load_tag
+from vc_toolkit.config import ConfigError, TagConfig, load_tag
 from vc_toolkit.config.pin import read_fingerprint
 from vc_toolkit.config.resolve import flatten, read_yaml
+from vc_toolkit.config.tag import Pretrain
 from vc_toolkit.errors import UserError
 from vc_toolkit.paths import Layout
 
@@ -43,6 +44,20 @@ class PretrainError(UserError):
     """The pretrain chain cannot be used as configured."""
 
 
+def load_parent(child: str, parent: str, layout: Layout) -> TagConfig:
+    """The config of ``parent``, named by ``pretrain.tag`` of tag ``child``.
+
+    Raises:
+        PretrainError: the parent has no (valid) config; the message says it came from
+            ``pretrain.tag`` of ``child``.
+    """
+    try:
+        return load_tag(parent, layout.root)
+    except ConfigError as err:
+        conf = layout.shown(layout.tag_conf(child))
+        raise PretrainError(f"pretrain.tag of tag '{child}' ({conf}): {err}") from None
+
+
 def chain(tag: str, layout: Layout) -> list[str]:
     """Ancestors of ``tag`` through ``pretrain.tag``, oldest first (``tag`` excluded).
 
@@ -55,8 +70,8 @@ def chain(tag: str, layout: Layout) -> list[str]:
         parent = cfg.pretrain.tag
         if parent in seen:
             raise PretrainError(f"pretrain chain has a cycle: {' -> '.join([*seen, parent])}")
+        cfg = load_parent(seen[-1], parent, layout)
         seen.append(parent)
-        cfg = load_tag(parent, layout.root)
     return list(reversed(seen[1:]))
 
 
@@ -172,6 +187,48 @@ def load_weights(
             param.requires_grad_(False)
             report.frozen.append(name)
     return report
+
+
+def check_optimizer_transfer(pcfg: Pretrain, report: LoadReport) -> None:
+    """``pretrain.reset_optimizer: false`` needs the same trainable parameters, same shapes.
+
+    Args:
+        pcfg: The tag's ``pretrain`` block.
+        report: What :func:`load_weights` did.
+
+    Raises:
+        PretrainError: naming what differs (shapes, missing or extra parameters, exclude,
+            freeze) and what to change.
+    """
+
+    def some(names: list[str]) -> str:
+        return ", ".join(names[:3]) + (f", ... ({len(names) - 3} more)" if len(names) > 3 else "")
+
+    causes = [
+        f"{len(names)} {what} ({some(names)})"
+        for names, what in (
+            (report.mismatched, "parameters have another shape"),
+            (report.missing, "parameters are not in the pretrain checkpoint"),
+            (report.unexpected, "pretrain parameters are not in this model"),
+        )
+        if names
+    ]
+    if pcfg.exclude:
+        causes.append(f"pretrain.exclude leaves {len(report.excluded)} parameters out")
+    if pcfg.freeze:
+        causes.append(f"pretrain.freeze takes {len(report.frozen)} parameters out of training")
+    if not causes:
+        return
+    fixes = ["set reset_optimizer: true"]
+    if report.mismatched or report.missing or report.unexpected:
+        fixes.append("give the model the pretrain tag's sizes")
+    if pcfg.exclude or pcfg.freeze:
+        fixes.append("drop " + "/".join(k for k in ("exclude", "freeze") if getattr(pcfg, k)))
+    raise PretrainError(
+        "pretrain.reset_optimizer: false restores the pretrain tag's optimizer, which needs the "
+        f"same trainable parameters with the same shapes, but {'; '.join(causes)}; "
+        + ", or ".join(fixes)
+    )
 
 
 def apply_freeze(model: nn.Module, freeze: list[str]) -> None:

@@ -13,12 +13,33 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 
 import torch
 
-from vc_toolkit.io import atomic_write_text
+from vc_toolkit.errors import disk_full
+from vc_toolkit.io import atomic_write_text, writing
 from vc_toolkit.records import read_history
+
+
+class _LogFile(logging.FileHandler):
+    """``train.log``: once the disk is full, lines are dropped instead of printing tracebacks.
+
+    The console still shows them, and the next checkpoint save reports the full disk.
+    """
+
+    full = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.full:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        if disk_full(sys.exc_info()[1]) is not None:
+            self.full = True
+            return
+        super().handleError(record)
 
 
 class RunLog:
@@ -36,7 +57,7 @@ class RunLog:
         # the resumed checkpoint was saved after its step was logged: purge only what came later
         purge = resume_step + 1 if resume_step else None
         self.tb = SummaryWriter(str(exp_dir / "tensorboard"), purge_step=purge)
-        self._handler = logging.FileHandler(exp_dir / "train.log")
+        self._handler = _LogFile(exp_dir / "train.log")
         self._handler.setFormatter(
             logging.Formatter("%(asctime)s [%(name)s] %(message)s", "%Y-%m-%d %H:%M:%S")
         )
@@ -72,8 +93,9 @@ class RunLog:
             self.tb.add_audio(name, clip, step, sample_rate)
 
     def history(self, row: dict) -> None:
+        """Append one row; a row cut short by a full disk is skipped when read back."""
         if self.enabled:
-            with open(self.history_path, "a", encoding="utf-8") as f:
+            with writing(self.history_path), open(self.history_path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(row) + "\n")
 
     def summary(self, data: dict) -> None:

@@ -316,7 +316,7 @@ def _restore(exp: Experiment, resume_from: str | None) -> None:
 def _load_pretrain(exp: Experiment) -> None:
     pcfg = exp.cfg.pretrain
     layout = exp.layout
-    parent_cfg = load_tag(pcfg.tag, layout.root)
+    parent_cfg = pretrain.load_parent(exp.tag, pcfg.tag, layout)
     pretrain.check_compatible(exp.cfg.spk, parent_cfg.spk, layout)
     folder = layout.checkpoints(pcfg.tag)
     try:
@@ -334,11 +334,7 @@ def _load_pretrain(exp: Experiment) -> None:
     for line in report.lines():
         logger.info("    %s", line)
     if not pcfg.reset_optimizer:
-        if pcfg.exclude or pcfg.freeze or report.mismatched or report.missing:
-            raise pretrain.PretrainError(
-                "pretrain.reset_optimizer: false needs the same trainable parameters as the "
-                "pretrain tag; drop exclude/freeze or set reset_optimizer: true"
-            )
+        pretrain.check_optimizer_transfer(pcfg, report)
         exp.optimizer.load_state_dict(state["optimizer"])
         exp.scheduler.load_state_dict(state["scheduler"])
         logger.info(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vc_toolkit import log
-from vc_toolkit.config import load_tag
+from vc_toolkit.config import ConfigError, load_spk, load_tag
 from vc_toolkit.device import pick_device
 from vc_toolkit.lock import tag_lock
 from vc_toolkit.paths import Layout
@@ -45,7 +45,22 @@ def _wanted_checkpoint(parent: str, ancestors: list[str], tag: str, layout: Layo
     return load_tag(child, layout.root).pretrain.checkpoint
 
 
+def _check_spk(tag: str, layout: Layout) -> None:
+    """The tag's spk config exists and is valid (checked before anything is written).
+
+    Raises:
+        ConfigError: it is not; the message names the tag and its config file.
+    """
+    spk = load_tag(tag, layout.root).spk
+    try:
+        load_spk(spk, layout.root)
+    except ConfigError as err:
+        conf = layout.shown(layout.tag_conf(tag))
+        raise ConfigError(f"spk of tag '{tag}' ({conf}): {err}") from None
+
+
 def _train_one(tag: str, layout: Layout, device: str, force: bool, resume_from: str | None) -> dict:
+    _check_spk(tag, layout)
     world = ddp.init_from_env(pick_device(device).type)
     try:
         if world.is_main:

@@ -29,11 +29,19 @@ class Prepared:
         pairs: matched pairs, sorted by utterance id.
         unmatched_src: source files with no target of the same stem.
         unmatched_tgt: target files with no source of the same stem.
+        roots: ``(folder, glob pattern)`` the recipe searched recursively for the files
+            (empty for a generated corpus); later runs report files that appear there.
     """
 
     pairs: list[Pair]
     unmatched_src: list[Path] = field(default_factory=list)
     unmatched_tgt: list[Path] = field(default_factory=list)
+    roots: list[tuple[Path, str]] = field(default_factory=list)
+
+    def files(self) -> list[Path]:
+        """Every file the recipe found: both sides of the pairs and the unmatched ones."""
+        paired = [p for pair in self.pairs for p in (pair.src, pair.tgt)]
+        return paired + self.unmatched_src + self.unmatched_tgt
 
 
 def match_by_stem(src_files: list[Path], tgt_files: list[Path]) -> Prepared:

@@ -19,7 +19,7 @@ def prepare(cfg: SpkConfig, layout: Layout, nj: int = 1) -> Prepared:
     """Pair JSUT and JSSS voiceactress100 files by stem."""
     corpus = cfg.corpus
     assert isinstance(corpus, JsutJsssCorpus)
-    files = {}
+    files, folders = {}, []
     for side, root_key, url, what in (
         ("src", "jsut_root", corpus.jsut_url, "JSUT"),
         ("tgt", "jsss_root", corpus.jsss_url, "JSSS"),
@@ -28,6 +28,9 @@ def prepare(cfg: SpkConfig, layout: Layout, nj: int = 1) -> Prepared:
         if not root.is_dir():
             fetch_and_extract(url, root, what)
         files[side] = sorted(root.rglob(PATTERN))
+        folders.append((root, PATTERN))
         if not files[side]:
             raise CorpusError(f"no {PATTERN} files under corpus.{root_key} {root}; check the path")
-    return match_by_stem(files["src"], files["tgt"])
+    prepared = match_by_stem(files["src"], files["tgt"])
+    prepared.roots = folders
+    return prepared

@@ -23,13 +23,16 @@ def prepare(cfg: SpkConfig, layout: Layout, nj: int = 1) -> Prepared:
     root = layout.resolve(corpus.root)
     if not root.is_dir():
         fetch_and_extract(corpus.url, root, f"JVS (see {CORPUS_PAGE})")
-    files = {}
+    files, folders = {}, []
     for side, spk in (("src", corpus.src_speaker), ("tgt", corpus.tgt_speaker)):
         folder = root / spk / "parallel100"
+        folders.append((folder, "*.wav"))
         files[side] = sorted(folder.rglob("*.wav")) if folder.is_dir() else []
         if not files[side]:
             raise CorpusError(
                 f"no parallel100 wavs for speaker '{spk}' under {folder}; "
                 f"check corpus.root and corpus.{side}_speaker"
             )
-    return match_by_stem(files["src"], files["tgt"])
+    prepared = match_by_stem(files["src"], files["tgt"])
+    prepared.roots = folders
+    return prepared

@@ -32,4 +32,6 @@ def prepare(cfg: SpkConfig, layout: Layout, nj: int = 1) -> Prepared:
                 f"no files matching '{corpus.pattern}' under corpus.{side} {roots[side]}; "
                 "check the folder or corpus.pattern"
             )
-    return match_by_stem(src, tgt)
+    prepared = match_by_stem(src, tgt)
+    prepared.roots = [(roots[side], corpus.pattern) for side in ("src_wav_root", "tgt_wav_root")]
+    return prepared
