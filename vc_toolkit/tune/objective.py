@@ -73,6 +73,7 @@ def prepare(name: str, layout: Layout, n_workers: int = 1, device: str | None = 
     base = to_dict(base_cfg)
     threads = cfg.threads_per_worker or max(1, (os.cpu_count() or 1) // n_workers)
     build(TagConfig, trial_config(base, {}, budget(cfg, base, threads)), where=f"study {name}")
+    trial_sampler(cfg.sampler)  # e.g. cmaes without its package: refused before the study opens
     ctx = Context(name, cfg, space, base, layout, device or cfg.device, threads)
     with locked(cfg, layout, name):  # workers started at once create the study once
         study = open_study(cfg, name, layout)

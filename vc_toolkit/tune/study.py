@@ -198,7 +198,12 @@ def locked(cfg: StudyConfig, layout: Layout, name: str) -> contextlib.AbstractCo
 
 
 def trial_sampler(cfg: Sampler) -> TrialSeededSampler:
-    """The sampler of a worker: trial ``N`` is sampled with a seed drawn from ``(seed, N)``."""
+    """The sampler of a worker: trial ``N`` is sampled with a seed drawn from ``(seed, N)``.
+
+    Raises:
+        ConfigError: the sampler cannot be built (now, not when the first trial starts).
+    """
+    make_sampler(cfg)
     return TrialSeededSampler(
         lambda seed: make_sampler(dataclasses.replace(cfg, seed=seed)), cfg.seed
     )
