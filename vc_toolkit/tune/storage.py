@@ -28,10 +28,7 @@ import optuna
 import sqlalchemy
 from sqlalchemy.pool import NullPool
 
-from vc_toolkit import log
 from vc_toolkit.config.core import ConfigError
-
-logger = log.get("tune")
 
 _ATTEMPTS = 5
 
@@ -65,14 +62,22 @@ def _unusable(target: str, err: BaseException) -> ConfigError:
     first = str(err).splitlines()[0] if str(err) else type(err).__name__
     if isinstance(err, ImportError) or "No module named" in first:
         first += " (install the pinned dependencies: utils/install.sh)"
-    return ConfigError(f"cannot open storage {_hide_password(target)}: {first}")
+    return ConfigError(f"cannot open storage {redacted(target)}: {first}")
 
 
-def _hide_password(url: str) -> str:
+def redacted(target: str) -> str:
+    """``target`` for messages: a database URL without its password.
+
+    Example:
+        >>> redacted("postgresql://vc:secret@db.example.org/vc_optuna")
+        'postgresql://vc:***@db.example.org/vc_optuna'
+    """
+    if "://" not in target:
+        return target
     try:
-        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+        return sqlalchemy.engine.make_url(target).render_as_string(hide_password=True)
     except Exception:
-        return url
+        return target.split("://")[0] + "://..."
 
 
 @contextlib.contextmanager

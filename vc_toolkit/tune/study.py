@@ -47,7 +47,7 @@ from vc_toolkit.tune.space import CategoricalDist as CategoricalDist
 from vc_toolkit.tune.space import Distribution, parse_space
 from vc_toolkit.tune.space import FloatDist as FloatDist
 from vc_toolkit.tune.space import IntDist as IntDist
-from vc_toolkit.tune.storage import open_storage, study_lock
+from vc_toolkit.tune.storage import open_storage, redacted, study_lock
 
 
 @dataclass(kw_only=True)
@@ -95,7 +95,9 @@ class StudyConfig:
     search_space: dict[str, dict[str, Any]] = opt(
         help="dotted tag key -> {type: float|int|categorical, ...}"
     )
-    n_trials: int | None = opt(None, "stop when this many trials exist (any state)", min=1)
+    n_trials: int | None = opt(
+        None, "stop when this many trials exist (any state; interrupted ones are replaced)", min=1
+    )
     timeout: float | None = opt(
         None, "seconds after the start of vc-tune run when no new trial starts", min=1
     )
@@ -274,7 +276,7 @@ def open_study(
         return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
     except KeyError:
         raise UserError(
-            f"study '{name}' has not started yet ({storage_target(cfg, layout, name)}); "
+            f"study '{name}' has not started yet ({redacted(storage_target(cfg, layout, name))}); "
             f"run: vc-tune run --study {name}"
         ) from None
 

@@ -25,6 +25,7 @@ from matplotlib.ticker import MaxNLocator
 from optuna.trial import FrozenTrial, TrialState
 
 from vc_toolkit.paths import Layout
+from vc_toolkit.tune.storage import redacted
 from vc_toolkit.tune.study import (
     StudyConfig,
     interrupted,
@@ -82,8 +83,7 @@ def importances(study: optuna.Study) -> tuple[dict[str, float], str | None]:
 def dashboard_hint(cfg: StudyConfig, layout: Layout, name: str) -> str:
     """The command that opens optuna-dashboard on the study's storage."""
     target = storage_target(cfg, layout, name)
-    if "://" not in target:
-        target = _shown(Path(target))
+    target = redacted(target) if "://" in target else _shown(Path(target))
     return f"pip install optuna-dashboard && optuna-dashboard {target}"
 
 
