@@ -21,7 +21,8 @@ subcommands:
 
 outputs (exp/optuna/<STUDY>/):
   study.journal      the study (default storage; shared by workers, resumable)
-  trial_<N>/         config.yaml, metrics.json, history.jsonl, summary.json, tensorboard/
+  trial_<N>/         config.yaml, metrics.json, history.jsonl, summary.json, tensorboard/,
+                     error.txt (the traceback of a trial that raised)
   history.png, intermediate.png, importances.png   (written by run and summary)
 
 examples:
