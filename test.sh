@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the test extras into .venv (first run only), lint, and run the whole test suite.
+# Install the test extras into .venv (first run only; utils/install.sh --test also installs the
+# Debian package postgresql when missing), lint, and run the whole test suite.
 # Extra arguments go to pytest, e.g. ./test.sh -k config -x
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"

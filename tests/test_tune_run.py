@@ -17,6 +17,7 @@ from vc_toolkit.config import ConfigError, load_tag, to_dict
 from vc_toolkit.config.resolve import flatten, read_yaml
 from vc_toolkit.errors import UserError
 from vc_toolkit.paths import Layout
+from vc_toolkit.train import setup as train_setup
 from vc_toolkit.train.loop import Trainer
 from vc_toolkit.tune.export import export_trial
 from vc_toolkit.tune.objective import HOST, prepare, work
@@ -133,6 +134,47 @@ def test_invalid_sampled_combination_is_pruned_with_its_reason(root):
     assert "must divide model.hidden" in trial.user_attrs["fail_reason"]
 
 
+def test_an_even_conformer_kernel_is_pruned_before_training_and_the_study_goes_on(root, capfd):
+    space = {"model.encoder.kernel_size": {"type": "categorical", "choices": [3, 4]}}
+    _write_study(root, "kernel", space, n_trials=5)
+    rc = tune_cli.main(["run", "--study", "kernel", "--root", str(root)])
+    assert rc == 0, capfd.readouterr().err
+    layout = Layout(root)
+    trials = open_study(load_study("kernel", layout)[0], "kernel", layout).get_trials()
+    assert len(trials) == 5
+    kernels = {t.params["model.encoder.kernel_size"] for t in trials}
+    assert kernels == {3, 4}
+    for t in trials:
+        folder = study_dir(layout, "kernel") / f"trial_{t.number}"
+        if t.params["model.encoder.kernel_size"] == 4:
+            assert t.state == TrialState.PRUNED
+            assert "model.encoder.kernel_size must be odd" in t.user_attrs["fail_reason"]
+            assert not (folder / "history.jsonl").exists()  # never reached training
+        else:
+            assert t.state == TrialState.COMPLETE
+
+
+def test_a_trial_that_raises_fails_with_its_reason_and_the_study_goes_on(root, monkeypatch):
+    def build(cfg, n_mels, reduction_factor):  # a model constraint the validator misses
+        if cfg.encoder.kernel_size == 5:
+            raise ValueError("kernel_size 5 is not supported by this conv")
+        return original(cfg, n_mels, reduction_factor)
+
+    original = train_setup.build_model
+    monkeypatch.setattr(train_setup, "build_model", build)
+    key = "model.encoder.kernel_size"
+    _write_study(root, "raises", {key: {"type": "categorical", "choices": [3, 5]}}, n_trials=3)
+    trials = _run(root, "raises", [{key: 5}, {key: 3}, {key: 5}]).get_trials()
+    states = [TrialState.FAIL, TrialState.COMPLETE, TrialState.FAIL]
+    assert [t.state for t in trials] == states
+    for t in (trials[0], trials[2]):
+        assert "ValueError: kernel_size 5 is not supported" in t.user_attrs["fail_reason"]
+        metrics = json.loads(
+            (study_dir(Layout(root), "raises") / f"trial_{t.number}" / "metrics.json").read_text()
+        )
+        assert metrics["state"] == "FAIL" and "kernel_size 5" in metrics["fail_reason"]
+
+
 def test_out_of_memory_fails_the_trial_and_the_next_one_runs(root, monkeypatch):
     calls = []
 
@@ -180,13 +222,14 @@ def test_resume_runs_only_the_missing_trials_and_fails_orphans(root):
     orphan.set_user_attr("pid", dead.pid)
     _write_study(root, "resume", _lr_space(1e-4), n_trials=3)
     trials = _run(root, "resume").get_trials()
-    assert [t.number for t in trials] == [0, 1, 2]
+    # the orphan is failed and replaced (README): 3 counted trials plus the interrupted one
+    assert [t.number for t in trials] == [0, 1, 2, 3]
     assert trials[0].params == first.params and trials[0].value == first.value
     assert trials[0].datetime_complete == first.datetime_complete
     assert trials[1].state == TrialState.FAIL and "is gone" in trials[1].user_attrs["fail_reason"]
-    assert trials[2].state == TrialState.COMPLETE
+    assert trials[2].state == trials[3].state == TrialState.COMPLETE
     # a study holding its n_trials runs nothing more
-    assert len(_run(root, "resume").get_trials()) == 3
+    assert len(_run(root, "resume").get_trials()) == 4
 
 
 def test_changed_trial_budget_or_base_tag_is_refused_on_resume(root):

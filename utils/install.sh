@@ -2,7 +2,9 @@
 # Create or update the local virtual environment (.venv) from the pinned lock files.
 #
 # Usage: utils/install.sh [--test]
-#   --test   also install the test extras (requirements/test.txt)
+#   --test   also install the test extras (requirements/test.txt) and, when missing, the
+#            Debian package postgresql (the PostgreSQL storage test starts a throw-away
+#            server from it; as root or with password-less sudo, else that test is skipped)
 #
 # Re-running is a fast no-op: a stamp in .venv records the hash of the lock files
 # that were installed, and nothing is done while it matches.
@@ -18,7 +20,7 @@ with_test=false
 case "${1:-}" in
   --test) with_test=true ;;
   "") ;;
-  -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "install.sh: unknown option '$1' (use --test or nothing)" >&2; exit 2 ;;
 esac
 
@@ -61,6 +63,29 @@ if [ "$(cat "${venv}/.vc_runtime" 2>/dev/null || true)" != "${want_runtime}" ]; 
   echo "[install] runtime ready"
 fi
 
+# The PostgreSQL server of tests/test_tune_postgres.py (initdb and pg_ctl of the Debian package).
+ensure_postgresql() {
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && return 0
+  local sudo=()
+  if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo=(sudo -n); else
+      echo "[install] PostgreSQL server not found and not root: its test will be skipped" \
+        "(apt-get install postgresql)" >&2
+      return 0
+    fi
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "[install] PostgreSQL server not found and no apt-get: its test will be skipped" >&2
+    return 0
+  fi
+  echo "[install] installing the Debian package postgresql (for the PostgreSQL storage test)"
+  if ! { "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+         "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; } \
+       >/dev/null 2>&1; then
+    echo "[install] could not install postgresql: its test will be skipped" >&2
+  fi
+}
+
 if ${with_test}; then
   want_test="$(stamp_of "${test_lock}")"
   if [ "$(cat "${venv}/.vc_test" 2>/dev/null || true)" != "${want_test}" ]; then
@@ -68,4 +93,5 @@ if ${with_test}; then
     "${pip[@]}" install -q ${PIP_EXTRA_ARGS:-} -r "${test_lock}"
     echo "${want_test}" > "${venv}/.vc_test"
   fi
+  ensure_postgresql
 fi

@@ -10,8 +10,10 @@ from vc_toolkit.errors import UserError
 
 EPILOG = """\
 subcommands:
-  run      create or resume the study; run trials until it has n_trials trials (any
-           state) or timeout passed; then print the summary. Re-running continues.
+  run      create or resume the study; run trials until it has n_trials trials
+           (complete, pruned or failed; interrupted ones are replaced) or timeout
+           passed; then print the summary. Re-running continues; running it again
+           elsewhere (another shell, another machine on the same storage) adds workers.
   export   write a complete trial as a new tag: conf/tag/<TAG>.yaml = base tag + the
            trial's parameters + a note (per-trial budget keys such as train.epochs are
            not written unless --epochs)
@@ -19,12 +21,14 @@ subcommands:
 
 outputs (exp/optuna/<STUDY>/):
   study.journal      the study (default storage; shared by workers, resumable)
-  trial_<N>/         config.yaml, metrics.json, history.jsonl, summary.json, tensorboard/
+  trial_<N>/         config.yaml, metrics.json, history.jsonl, summary.json, tensorboard/,
+                     error.txt (the traceback of a trial that raised)
   history.png, intermediate.png, importances.png   (written by run and summary)
 
 examples:
   vc-tune run --study demo
   vc-tune run --study demo --n_workers 2       two worker processes, one storage
+  (storage: postgresql://user:pw@host/db in the study file: workers on several machines)
   vc-tune summary --study demo
   vc-tune export --study demo --trial best --tag demo_tuned
   optuna-dashboard exp/optuna/demo/study.journal   (pip install optuna-dashboard)

@@ -38,7 +38,9 @@ class Predictor:
     kernel_size: int = opt(3, "conv kernel (odd)", min=1)
     dropout: float = opt(0.5, "dropout", min=0, max=1)
     stop_gradient: bool = opt(False, "detach the predictor input from the encoder")
-    embed_kernel_size: int = opt(9, "conv kernel embedding the value back into the hidden", min=1)
+    embed_kernel_size: int = opt(
+        9, "conv kernel embedding the value back into the hidden (odd; pitch, energy)", min=1
+    )
 
 
 @dataclass(kw_only=True)
@@ -76,7 +78,7 @@ class Prosody:
     num_gaussians: int = opt(5, "mixture components per segment", min=1)
     extractor_channels: int = opt(128, "conv channels of the reference extractor", min=1)
     extractor_layers: int = opt(2, "conv layers of the reference extractor", min=1)
-    extractor_kernel: int = opt(3, "conv kernel of the reference extractor", min=1)
+    extractor_kernel: int = opt(3, "conv kernel of the reference extractor (odd)", min=1)
     gru_hidden: int = opt(128, "GRU units of the autoregressive predictor", min=1)
     use_global: bool = opt(False, "also model an utterance-level (global) embedding")
     global_num_gaussians: int = opt(3, "mixture components of the global embedding", min=1)
@@ -109,16 +111,32 @@ class ModelConfig:
     postnet: Postnet = sub(Postnet, "postnet")
 
     def validate(self) -> None:
+        """Every constraint the model's parts enforce when they are built (``models/``).
+
+        Kernels are checked only where the model builds a convolution with them: the
+        Conformer conv module, the predictors and the value embeddings of pitch and energy,
+        the wGMM reference extractor, the postnet.
+        """
         for name in ("encoder", "decoder"):
             stack = getattr(self, name)
             if self.hidden % stack.heads:
                 raise ValueError(
                     f"model.{name}.heads ({stack.heads}) must divide model.hidden ({self.hidden})"
                 )
+        kernels = {
+            f"{name}.kernel_size": getattr(self, name).kernel_size
+            for name in ("encoder", "decoder")
+            if getattr(self, name).type == "conformer"
+        }
         for name in ("duration_predictor", "pitch_predictor", "energy_predictor", "postnet"):
-            k = getattr(self, name).kernel_size
+            kernels[f"{name}.kernel_size"] = getattr(self, name).kernel_size
+        for name in ("pitch_predictor", "energy_predictor"):
+            kernels[f"{name}.embed_kernel_size"] = getattr(self, name).embed_kernel_size
+        if self.prosody.type == "gmm":
+            kernels["prosody.extractor_kernel"] = self.prosody.extractor_kernel
+        for key, k in kernels.items():
             if k % 2 == 0:
-                raise ValueError(f"model.{name}.kernel_size must be odd, got {k}")
+                raise ValueError(f"model.{key} must be odd, got {k}")
 
 
 @dataclass(kw_only=True)
@@ -291,6 +309,11 @@ class Infer:
     prosody: Literal["mean", "sample"] = opt("mean", "wGMM: most likely mean, or a sample")
     temperature: float = opt(1.0, "wGMM sampling temperature", min=0)
     batch_size: int = opt(8, "utterances converted at once", min=1)
+
+    def validate(self) -> None:
+        for name in ("pitch_scale", "energy_scale"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"infer.{name} must be > 0, got {getattr(self, name)}")
 
 
 @dataclass(kw_only=True)

@@ -223,10 +223,6 @@ def setup(
     spk_cfg = load_spk(cfg.spk, layout.root)
     fp = ensure_features(cfg.spk, layout)
     dev = pick_device(device)
-    if write:
-        exp_dir.mkdir(parents=True, exist_ok=True)
-        if from_conf:
-            freeze_run_config(exp_dir, f"tag '{tag}'", cfg, layout.tag_conf(tag), layout, force)
 
     torch.set_num_threads(cfg.train.num_threads or max(1, os.cpu_count() or 1))
     seed_everything(cfg.train.seed)
@@ -237,6 +233,10 @@ def setup(
     model = build_model(cfg.model, n_mels, spk_cfg.reduction_factor).to(dev)
     if cfg.pretrain is not None:
         pretrain.apply_freeze(model, cfg.pretrain.freeze)
+    if write:  # frozen only once the model builds: a failed first start leaves no config behind
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        if from_conf:
+            freeze_run_config(exp_dir, f"tag '{tag}'", cfg, layout.tag_conf(tag), layout, force)
     sampler = GroupedBatchSampler(
         train_set.tgt_frames,
         cfg.train.batch_size,

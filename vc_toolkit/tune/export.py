@@ -27,8 +27,8 @@ from vc_toolkit.config.resolve import diff_configs
 from vc_toolkit.errors import UserError
 from vc_toolkit.io import atomic_write_text
 from vc_toolkit.paths import Layout
-from vc_toolkit.tune.objective import set_dotted
 from vc_toolkit.tune.study import StudyConfig, load_study, open_study
+from vc_toolkit.tune.trial import set_dotted
 
 logger = log.get("tune")
 _TAG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

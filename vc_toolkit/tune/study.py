@@ -1,10 +1,13 @@
-"""Schema of an Optuna study (``conf/optuna/<STUDY>.yaml``) and its search space.
+"""Schema of an Optuna study (``conf/optuna/<STUDY>.yaml``), its storage, sampler and pruner.
 
 A study tunes the resolved config of one tag (``base_tag``): every key of the
 search space is a dotted key of the tag schema, checked before the first trial
 (unknown key with the closest valid one, distribution against the field's
-type, range against the field's min/max). :func:`load_study` returns the
-validated :class:`StudyConfig` and its parsed search space.
+type, range against the field's min/max; :mod:`~vc_toolkit.tune.space`).
+:func:`load_study` returns the validated :class:`StudyConfig` and its parsed
+search space; :func:`open_study` opens it in its storage
+(:mod:`~vc_toolkit.tune.storage`) with a sampler seeded per trial
+(:mod:`~vc_toolkit.tune.sampling`).
 
 Example:
     >>> space = parse_space(
@@ -21,42 +24,30 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import difflib
 import importlib.util
-import math
-import types
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal
 
 import optuna
+from optuna.trial import FrozenTrial, TrialState
 
-from vc_toolkit.config.core import ConfigError, build, iter_keys, lookup_field, opt, sub, to_dict
+from vc_toolkit.config.core import ConfigError, build, opt, sub, to_dict
 from vc_toolkit.config.resolve import config_path, diff_configs, read_yaml
 from vc_toolkit.config.tag import LOSS_NAMES, TagConfig
 from vc_toolkit.errors import UserError
 from vc_toolkit.paths import Layout
-
-# Keys every trial sets from the study (budget and bookkeeping): not searchable, not exported.
-TRIAL_ONLY_KEYS = (
-    "note",
-    "train.epochs",
-    "train.max_steps",
-    "train.eval_interval",
-    "train.dev_images",
-    "train.num_threads",
-)
-_NOT_SEARCHABLE = {
-    **dict.fromkeys(
-        TRIAL_ONLY_KEYS,
-        "is set by the study for every trial (epochs_per_trial, eval_interval, ...)",
-    ),
-    "model.preset": "is already applied to the base tag's resolved config",
-    "spk": "selects the dataset; make one study per spk instead",
-}
+from vc_toolkit.tune.sampling import TrialSeededSampler
+from vc_toolkit.tune.space import TRIAL_ONLY_KEYS as TRIAL_ONLY_KEYS
+from vc_toolkit.tune.space import CategoricalDist as CategoricalDist
+from vc_toolkit.tune.space import Distribution, parse_space
+from vc_toolkit.tune.space import FloatDist as FloatDist
+from vc_toolkit.tune.space import IntDist as IntDist
+from vc_toolkit.tune.storage import open_storage, redacted, study_lock
 
 
 @dataclass(kw_only=True)
@@ -72,10 +63,10 @@ class Objective:
 
 @dataclass(kw_only=True)
 class Sampler:
-    """How parameters are proposed (seeded: a fresh single-worker study is reproducible)."""
+    """How parameters are proposed (seeded per trial: a single-worker study is reproducible)."""
 
     type: Literal["tpe", "random", "cmaes"] = opt("tpe", "tpe, random, or cmaes")
-    seed: int = opt(0, "sampler seed (workers and restarts offset it)")
+    seed: int = opt(0, "sampler seed (trial N is sampled with a seed drawn from it and N)")
     n_startup_trials: int = opt(10, "tpe/cmaes: random trials before the model is used", min=0)
     multivariate: bool = opt(False, "tpe: model the parameters jointly")
     constant_liar: bool = opt(True, "tpe: count running trials as bad so workers spread out")
@@ -95,40 +86,6 @@ class Pruner:
 
 
 @dataclass(kw_only=True)
-class FloatDist:
-    """``suggest_float(low, high, log, step)``."""
-
-    type: Literal["float"]
-    low: float = opt(help="smallest value")
-    high: float = opt(help="largest value")
-    log: bool = opt(False, "sample log-uniformly (low > 0)")
-    step: float | None = opt(None, "discretisation step (not with log)")
-
-
-@dataclass(kw_only=True)
-class IntDist:
-    """``suggest_int(low, high, step, log)``."""
-
-    type: Literal["int"]
-    low: int = opt(help="smallest value")
-    high: int = opt(help="largest value")
-    log: bool = opt(False, "sample log-uniformly (low > 0, step 1)")
-    step: int = opt(1, "step", min=1)
-
-
-@dataclass(kw_only=True)
-class CategoricalDist:
-    """``suggest_categorical(choices)``."""
-
-    type: Literal["categorical"]
-    choices: list[Any] = opt(help="values to choose from (null, bool, int, float or str)")
-
-
-Distribution = FloatDist | IntDist | CategoricalDist
-_DISTS: dict[str, type] = {"float": FloatDist, "int": IntDist, "categorical": CategoricalDist}
-
-
-@dataclass(kw_only=True)
 class StudyConfig:
     """A hyper-parameter study over one tag."""
 
@@ -138,7 +95,9 @@ class StudyConfig:
     search_space: dict[str, dict[str, Any]] = opt(
         help="dotted tag key -> {type: float|int|categorical, ...}"
     )
-    n_trials: int | None = opt(None, "stop when this many trials exist (any state)", min=1)
+    n_trials: int | None = opt(
+        None, "stop when this many trials exist (any state; interrupted ones are replaced)", min=1
+    )
     timeout: float | None = opt(
         None, "seconds after the start of vc-tune run when no new trial starts", min=1
     )
@@ -191,115 +150,6 @@ def _shown(path: Path, layout: Layout) -> str:
         return str(path)
 
 
-def parse_space(raw: Mapping[str, Any], where: str) -> dict[str, Distribution]:
-    """Build and check every distribution of a search space against the tag schema.
-
-    Raises:
-        ConfigError: unknown or unsearchable key, distribution not fitting the
-            field's type, bad range, or a choice the field does not accept.
-    """
-    space: dict[str, Distribution] = {}
-    for key, spec in raw.items():
-        tp, field = _leaf(key, where)
-        kind = spec.get("type") if isinstance(spec, Mapping) else None
-        if kind not in _DISTS:
-            raise ConfigError(
-                f"{where}: search_space '{key}' needs 'type: float', 'type: int' or "
-                f"'type: categorical', got {kind!r}"
-            )
-        dist = build(_DISTS[kind], spec, where=where, prefix=f"search_space.{key}")
-        _check(key, tp, field, dist, f"{where}: search_space '{key}'")
-        space[key] = dist
-    return space
-
-
-def _leaf(key: str, where: str) -> tuple[Any, dataclasses.Field]:
-    if key in _NOT_SEARCHABLE:
-        raise ConfigError(f"{where}: search_space: key '{key}' {_NOT_SEARCHABLE[key]}")
-    leaves = [k for k, *_ in iter_keys(TagConfig)]
-    try:
-        tp, field = lookup_field(TagConfig, key)
-    except ConfigError as err:
-        close = difflib.get_close_matches(key, leaves, n=1, cutoff=0.6)
-        hint = f"unknown key '{key}' (did you mean '{close[0]}'?)" if close else str(err)
-        raise ConfigError(f"{where}: search_space: {hint}") from None
-    if dataclasses.is_dataclass(tp):
-        inner = [k for k in leaves if k.startswith(key + ".")][:4]
-        raise ConfigError(
-            f"{where}: search_space: '{key}' is a section; name one of its keys "
-            f"({', '.join(inner)}, ...)"
-        )
-    return tp, field
-
-
-def _kinds(tp: Any) -> set[Any]:
-    """Scalar types a field accepts (``None`` dropped, ``Literal`` kept as ``Literal``)."""
-    if get_origin(tp) in (Union, types.UnionType):
-        return set().union(*(_kinds(a) for a in get_args(tp) if a is not type(None)))
-    return {Literal if get_origin(tp) is Literal else get_origin(tp) or tp}
-
-
-def _check(key: str, tp: Any, field: dataclasses.Field, dist: Distribution, where: str) -> None:
-    kinds = _kinds(tp)
-    if isinstance(dist, CategoricalDist):
-        _check_choices(key, tp, field, dist.choices, where)
-        return
-    wanted = {float} if isinstance(dist, FloatDist) else {int, float}
-    if not kinds & wanted:
-        fix = "use type: int" if isinstance(dist, FloatDist) and int in kinds else "use categorical"
-        raise ConfigError(
-            f"{where}: type {dist.type} does not fit this {_kind_name(kinds)} field; {fix}"
-        )
-    if not dist.low < dist.high:
-        raise ConfigError(f"{where}: needs low < high, got low {dist.low}, high {dist.high}")
-    if dist.log and dist.low <= 0:
-        raise ConfigError(f"{where}: log sampling needs low > 0, got {dist.low}")
-    if dist.log and dist.step not in (None, 1):
-        raise ConfigError(f"{where}: give either log: true or a step, not both")
-    if dist.step is not None and dist.step <= 0:
-        raise ConfigError(f"{where}: step must be > 0, got {dist.step}")
-    if dist.step is not None and not _multiple(dist.high - dist.low, dist.step):
-        raise ConfigError(
-            f"{where}: high - low ({dist.high - dist.low}) must be a multiple of step"
-        )
-    for what, value in (("low", dist.low), ("high", dist.high)):
-        _probe(key, tp, field, value, f"{where} {what}")
-
-
-def _check_choices(key: str, tp: Any, field: dataclasses.Field, choices: list, where: str) -> None:
-    if not choices:
-        raise ConfigError(f"{where}: choices is empty")
-    for choice in choices:
-        if not (choice is None or isinstance(choice, bool | int | float | str)):
-            raise ConfigError(
-                f"{where}: choice {choice!r} is not a scalar (null, bool, int, float or str); "
-                "tune list or mapping keys one element at a time"
-            )
-        _probe(key, tp, field, choice, f"{where} choice {choice!r}")
-    if len({repr(c) for c in choices}) != len(choices):
-        raise ConfigError(f"{where}: choices repeat a value: {choices}")
-
-
-def _multiple(span: float, step: float) -> bool:
-    ratio = span / step
-    return math.isclose(ratio, round(ratio), rel_tol=1e-9, abs_tol=1e-9)
-
-
-def _kind_name(kinds: set[Any]) -> str:
-    return "/".join(
-        sorted("choice" if k is Literal else getattr(k, "__name__", str(k)) for k in kinds)
-    )
-
-
-def _probe(key: str, tp: Any, field: dataclasses.Field, value: Any, where: str) -> None:
-    """Validate ``value`` as field ``key`` alone (type and min/max, no cross-field checks)."""
-    parent, _, leaf = key.rpartition(".")
-    probe = dataclasses.make_dataclass(
-        "Probe", [(leaf, tp, dataclasses.field(default=None, metadata=field.metadata))]
-    )
-    build(probe, {leaf: value}, where=where, prefix=parent)
-
-
 def check_base(cfg: StudyConfig, base: TagConfig, space: Mapping[str, Distribution]) -> None:
     """The base tag's model logs the objective, or the search space can make it.
 
@@ -338,22 +188,31 @@ def make_storage(cfg: StudyConfig, layout: Layout, name: str) -> optuna.storages
     """Journal file (default; shared safely by processes on one file system) or a database.
 
     Raises:
-        ConfigError: the database cannot be opened (driver missing, bad URL).
+        ConfigError: the database cannot be opened (driver missing, bad URL, no server).
     """
+    return open_storage(storage_target(cfg, layout, name))
+
+
+def locked(cfg: StudyConfig, layout: Layout, name: str) -> contextlib.AbstractContextManager:
+    """The lock of study ``name`` shared by all its workers (see :func:`storage.study_lock`)."""
     target = storage_target(cfg, layout, name)
-    if "://" not in target:
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(target))
-    # sqlite: wait for a busy database instead of failing with "database is locked"
-    engine = {"connect_args": {"timeout": 120}} if target.startswith("sqlite") else {}
-    try:
-        return optuna.storages.RDBStorage(target, engine_kwargs=engine)
-    except Exception as err:  # driver import errors, SQLAlchemy URL/connection errors
-        raise ConfigError(f"cannot open storage {target}: {str(err).splitlines()[0]}") from None
+    return study_lock(target, name, fallback=study_dir(layout, name) / "workers.lock")
+
+
+def trial_sampler(cfg: Sampler) -> TrialSeededSampler:
+    """The sampler of a worker: trial ``N`` is sampled with a seed drawn from ``(seed, N)``.
+
+    Raises:
+        ConfigError: the sampler cannot be built (now, not when the first trial starts).
+    """
+    make_sampler(cfg)
+    return TrialSeededSampler(
+        lambda seed: make_sampler(dataclasses.replace(cfg, seed=seed)), cfg.seed
+    )
 
 
 def make_sampler(cfg: Sampler, seed_offset: int = 0) -> optuna.samplers.BaseSampler:
-    """Seeded sampler; ``seed_offset`` keeps workers and restarts from repeating proposals."""
+    """The sampler of ``cfg`` seeded ``cfg.seed + seed_offset``."""
     seed = cfg.seed + seed_offset
     if cfg.type == "random":
         return optuna.samplers.RandomSampler(seed=seed)
@@ -417,9 +276,17 @@ def open_study(
         return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
     except KeyError:
         raise UserError(
-            f"study '{name}' has not started yet ({storage_target(cfg, layout, name)}); "
+            f"study '{name}' has not started yet ({redacted(storage_target(cfg, layout, name))}); "
             f"run: vc-tune run --study {name}"
         ) from None
+
+
+def interrupted(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` failed because its worker stopped (it is replaced, not counted)."""
+    if trial.state != TrialState.FAIL:
+        return False
+    reason = str(trial.user_attrs.get("fail_reason", ""))
+    return bool(trial.user_attrs.get("interrupted")) or reason.startswith("interrupted")
 
 
 def pin(study: optuna.Study, cfg: StudyConfig, base: dict) -> None:

@@ -25,7 +25,15 @@ from matplotlib.ticker import MaxNLocator
 from optuna.trial import FrozenTrial, TrialState
 
 from vc_toolkit.paths import Layout
-from vc_toolkit.tune.study import StudyConfig, load_study, open_study, storage_target, study_dir
+from vc_toolkit.tune.storage import redacted
+from vc_toolkit.tune.study import (
+    StudyConfig,
+    interrupted,
+    load_study,
+    open_study,
+    storage_target,
+    study_dir,
+)
 
 _COLORS = {"COMPLETE": "tab:blue", "PRUNED": "tab:orange", "FAIL": "tab:red", "RUNNING": "tab:gray"}
 
@@ -75,8 +83,7 @@ def importances(study: optuna.Study) -> tuple[dict[str, float], str | None]:
 def dashboard_hint(cfg: StudyConfig, layout: Layout, name: str) -> str:
     """The command that opens optuna-dashboard on the study's storage."""
     target = storage_target(cfg, layout, name)
-    if "://" not in target:
-        target = _shown(Path(target))
+    target = redacted(target) if "://" in target else _shown(Path(target))
     return f"pip install optuna-dashboard && optuna-dashboard {target}"
 
 
@@ -159,7 +166,7 @@ def summarize(name: str, layout: Layout, top: int = 10, plots: bool = True) -> s
         f"study {name}: base tag {cfg.base_tag}, objective dev {obj.name} ({obj.value} "
         f"evaluation, {obj.direction})",
         f"{len(trials)} trials: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
-        f"{counts['FAIL']} failed, {counts['RUNNING']} running",
+        f"{counts['FAIL']} failed, {counts['RUNNING']} running" + _replaced(trials),
     ]
     reasons = [t for t in trials if t.user_attrs.get("fail_reason")]
     for t in reasons[:20]:
@@ -179,6 +186,14 @@ def summarize(name: str, layout: Layout, top: int = 10, plots: bool = True) -> s
         lines += ["", "plots: " + ", ".join(_shown(p) for p in written)]
     lines += ["", f"dashboard: {dashboard_hint(cfg, layout, name)}"]
     return "\n".join(lines)
+
+
+def _replaced(trials: list[FrozenTrial]) -> str:
+    """``; N of the failed ... interrupted and replaced`` (empty when none was)."""
+    n = sum(interrupted(t) for t in trials)
+    if not n:
+        return ""
+    return f"; {n} of the failed {'was' if n == 1 else 'were'} interrupted and replaced"
 
 
 def _shown(path: Path) -> str:
