@@ -343,3 +343,15 @@ def test_stage4_log_and_errors_show_paths_relative_to_the_root(converted, evalua
     assert lines and not [line for line in lines if str(converted) in line]
     with pytest.raises(UserError, match=r"no converted speech in exp/t/convert/latest;"):
         ev.run(Layout(converted), "t", "latest", nj=1, progress=False)
+
+
+def test_stage4_logs_show_recipe_paths_relative(converted, evaluated, tmp_path, caplog):
+    root = copy_root(converted, tmp_path)
+    gone = sorted((root / "exp/t/convert/best/dev").glob("*.wav"))[0]
+    gone.unlink()
+    caplog.set_level("INFO")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ev, "score_pair", fake_score)
+        ev.run(Layout(root), "t", "best", nj=1, progress=False)
+    assert f"no converted file exp/t/convert/best/dev/{gone.name}" in caplog.text
+    assert str(root) not in caplog.text

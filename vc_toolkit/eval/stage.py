@@ -280,7 +280,7 @@ def run(
     for kind, split, utt, result in scored:
         row = rows[split][utt]
         if isinstance(result, str):
-            logger.warning("%s %s/%s not scored: %s", kind, split, utt, result)
+            logger.warning("%s %s/%s not scored: %s", kind, split, utt, layout.shown_in(result))
             if kind == "conv":
                 row["status"], row["reason"] = "error", result
             continue
@@ -295,7 +295,7 @@ def run(
     for split in SPLITS:
         _write_per_utt(out / split / "per_utt.tsv", list(rows[split]), rows[split])
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float) + "\n")
-    _log(summary, layout.shown(out))
+    _log(summary, layout.shown(out), layout)
     return summary
 
 
@@ -329,7 +329,7 @@ def _mean(block: dict, key: str) -> float:
     return block.get(key, {}).get("mean", math.nan)
 
 
-def _log(summary: dict, out: str) -> None:
+def _log(summary: dict, out: str, layout: Layout) -> None:
     for name, block in [*summary["splits"].items(), ("overall", summary["overall"])]:
         conv, floor, c = block["converted"], block["source"], block["counts"]
         voc = block.get("vocoder", {})
@@ -344,5 +344,6 @@ def _log(summary: dict, out: str) -> None:
         )  # fmt: skip
     for split, block in summary["splits"].items():
         for s in block["skipped"]:
-            logger.warning("skipped %s/%s (%s): %s", split, s["utt"], s["status"], s["reason"])
+            reason = layout.shown_in(s["reason"])
+            logger.warning("skipped %s/%s (%s): %s", split, s["utt"], s["status"], reason)
     logger.info("outputs: %s/{dev,eval}/per_utt.tsv, %s/summary.json", out, out)

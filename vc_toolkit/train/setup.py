@@ -300,7 +300,12 @@ def _restore(exp: Experiment, resume_from: str | None) -> None:
             aside = checkpoint.move_aside_after(folder, state["epoch"], state["step"])
             if aside:
                 logger.info("moved later checkpoints of this run to %s", aside)
-        logger.info("resuming from %s (epoch %d, step %d)", path, state["epoch"], state["step"])
+        logger.info(
+            "resuming from %s (epoch %d, step %d)",
+            exp.layout.shown(path),
+            state["epoch"],
+            state["step"],
+        )
         return
     if resume_from:
         raise checkpoint.CheckpointError(
@@ -330,7 +335,7 @@ def _load_pretrain(exp: Experiment) -> None:
     state = checkpoint.load(path)
     report = pretrain.load_weights(exp.core, state["model"], pcfg.strict, pcfg.exclude, pcfg.freeze)
     exp.pretrain_report = report
-    logger.info("initialised from pretrain tag '%s' (%s):", pcfg.tag, path)
+    logger.info("initialised from pretrain tag '%s' (%s):", pcfg.tag, layout.shown(path))
     for line in report.lines():
         logger.info("    %s", line)
     if not pcfg.reset_optimizer:

@@ -274,7 +274,12 @@ def _restore(exp: VocExperiment, resume_from: str | None) -> None:
         exp.resume = state
         recorded = exp.exp_dir / "lineage.json"
         exp.lineage = json.loads(recorded.read_text()) if recorded.is_file() else []
-        logger.info("resuming from %s (epoch %d, step %d)", path, state["epoch"], state["step"])
+        logger.info(
+            "resuming from %s (epoch %d, step %d)",
+            exp.layout.shown(path),
+            state["epoch"],
+            state["step"],
+        )
         return
     if resume_from:
         raise checkpoint.CheckpointError(f"no checkpoint '{resume_from}' to resume from")
@@ -291,7 +296,7 @@ def _restore(exp: VocExperiment, resume_from: str | None) -> None:
             ) from None
         state = checkpoint.load(path, key="generator")
         load_states(exp, state, optimizers=False)
-        logger.info("initialised from voc '%s' (%s)", pre.voc, path)
+        logger.info("initialised from voc '%s' (%s)", pre.voc, exp.layout.shown(path))
         lineage.append({"voc": pre.voc, "checkpoint": str(path), "step": state.get("step")})
     exp.lineage = lineage
     if exp.write:
