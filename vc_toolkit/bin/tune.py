@@ -88,7 +88,7 @@ def _export(args, layout) -> int:
             raise UserError(f"--epochs takes a number (or nothing), got {epochs!r}") from None
     path, trial = export_trial(args.study, layout, args.trial, args.tag, args.force, epochs)
     print(
-        f"wrote {path} (trial {trial.number}, value {trial.value:.6g}); "
+        f"wrote {layout.shown(path)} (trial {trial.number}, value {trial.value:.6g}); "
         f"train it: ./run.sh --stage 2 --tag {args.tag}"
     )
     return 0
