@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vc_toolkit.data.labels import ID_KEYS
+
 
 @dataclass
 class Batch:
@@ -34,6 +36,11 @@ class Batch:
         src_seg (Tensor): reduced source frames per segment, (B, K) long, 0-padded.
         tgt_seg (Tensor): reduced target frames per segment, (B, K) long, 0-padded.
         n_seg (Tensor): number of segments, (B,) long.
+        src_spk (Tensor): source speaker ids (rows of the tag's speaker table), (B,) long.
+        tgt_spk (Tensor): target speaker ids, (B,) long.
+        src_emo (Tensor): source emotion ids, (B,) long.
+        tgt_emo (Tensor): target emotion ids, (B,) long. Items without ids (one-to-one
+            spks) get 0 for all four; see :mod:`vc_toolkit.data.labels`.
     """
 
     utt_ids: list[str]
@@ -51,6 +58,19 @@ class Batch:
     src_seg: Tensor
     tgt_seg: Tensor
     n_seg: Tensor
+    src_spk: Tensor | None = None
+    tgt_spk: Tensor | None = None
+    src_emo: Tensor | None = None
+    tgt_emo: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        for key in ID_KEYS:
+            if getattr(self, key) is None:
+                setattr(self, key, torch.zeros(len(self.utt_ids), dtype=torch.long))
+
+    def conditioning(self) -> dict[str, Tensor]:
+        """The speaker/emotion ids, :data:`~vc_toolkit.data.labels.ID_KEYS` → (B,) long."""
+        return {key: getattr(self, key) for key in ID_KEYS}
 
     def to(self, device: torch.device | str) -> Batch:
         """Move every tensor to ``device`` (non-blocking where possible)."""
@@ -68,6 +88,13 @@ class Batch:
         return len(self.utt_ids)
 
 
+def _ids(items: list[dict]) -> dict[str, Tensor]:
+    """Speaker/emotion ids of the items that carry them (all four keys), as (B,) long."""
+    if not items or any(key not in it for it in items for key in ID_KEYS):
+        return {}
+    return {key: torch.tensor([int(it[key]) for it in items], dtype=torch.long) for key in ID_KEYS}
+
+
 def _pad(arrays: list[np.ndarray], dtype: torch.dtype) -> Tensor:
     length = max(len(a) for a in arrays)
     shape = (len(arrays), length, *arrays[0].shape[1:])
@@ -82,11 +109,13 @@ def collate_sources(items: list[dict]) -> dict[str, Tensor]:
 
     Args:
         items: Dicts with ``src_mel`` (T_i, n_mels), ``src_lf0``/``src_energy`` (T_i,) and
-            ``src_seg`` (K_i,) reduced frames per segment (targets are not needed).
+            ``src_seg`` (K_i,) reduced frames per segment (targets are not needed), and
+            optionally the speaker/emotion ids (:data:`~vc_toolkit.data.labels.ID_KEYS`).
 
     Returns:
         ``src_mel`` (B, T, n_mels), ``src_lf0``/``src_energy`` (B, T) float32, ``src_lens``
-        (B,), ``src_seg`` (B, K) zero-padded and ``n_seg`` (B,) long, as in :class:`Batch`.
+        (B,), ``src_seg`` (B, K) zero-padded and ``n_seg`` (B,) long, as in :class:`Batch`;
+        plus the ids (B,) long when every item has them.
 
     Example:
         >>> z = np.zeros
@@ -104,6 +133,7 @@ def collate_sources(items: list[dict]) -> dict[str, Tensor]:
         "src_lens": torch.tensor([len(it["src_mel"]) for it in items], dtype=i64),
         "src_seg": _pad([np.asarray(it["src_seg"], np.int64) for it in items], i64),
         "n_seg": torch.tensor([len(it["src_seg"]) for it in items], dtype=i64),
+        **_ids(items),
     }
 
 
@@ -138,4 +168,5 @@ def collate(items: list[dict]) -> Batch:
         src_seg=_pad([it["src_seg"] for it in items], i64),
         tgt_seg=_pad([it["tgt_seg"] for it in items], i64),
         n_seg=torch.tensor([len(it["src_seg"]) for it in items], dtype=i64),
+        **_ids(items),
     )

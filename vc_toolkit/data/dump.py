@@ -3,6 +3,7 @@
 Layout of ``dump/<SPK>/<split>/``::
 
     manifest.tsv     header, then "utt_id src_frames tgt_frames n_seg" per utterance
+    labels.tsv       sentence, speakers and emotions per utterance (vc_toolkit.data.labels)
     src_mel.npy      (sum Ts, n_mels) float32     tgt_mel.npy     (sum Tt, n_mels)
     src_lf0.npy      (sum Ts,) float32            tgt_lf0.npy     (sum Tt,)
     src_vuv.npy      (sum Ts,) float32            tgt_vuv.npy     (sum Tt,)
@@ -34,11 +35,12 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 
+from vc_toolkit.data.labels import LABELS_FILE, Labels, read_labels, write_labels
 from vc_toolkit.errors import UserError
 from vc_toolkit.io import writing
 
@@ -114,13 +116,18 @@ def _check_item(item: dict) -> tuple[int, int, int]:
     return ts, tt, k
 
 
-def write_split(split_dir: str | Path, items: Iterable[dict]) -> None:
+def write_split(
+    split_dir: str | Path, items: Iterable[dict], labels: Mapping[str, Labels] | None = None
+) -> None:
     """Pack normalised utterances into ``split_dir`` (replacing it atomically).
 
     Args:
         split_dir: Destination, e.g. ``dump/<SPK>/train``.
         items: Dicts with ``utt_id`` and the streams in :data:`STREAMS` (extra keys are
             ignored), in the order they should be stored. Consumed once.
+        labels: Speaker/emotion labels by utterance id, written as ``labels.tsv`` with
+            the rows of the stored utterances (None: no file; readers then fall back to
+            :func:`~vc_toolkit.data.labels.legacy_labels`).
 
     Raises:
         ValueError: an item is inconsistent (lengths, duration/segment sums, reduction
@@ -134,7 +141,12 @@ def write_split(split_dir: str | Path, items: Iterable[dict]) -> None:
             tempfile.mkdtemp(prefix=f".{split_dir.name}.", suffix=".tmp", dir=split_dir.parent)
         )
         try:
-            _write_into(tmp, items)
+            stored = _write_into(tmp, items)
+            if labels is not None:
+                missing = [u for u in stored if u not in labels]
+                if missing:
+                    raise ValueError(f"no labels for {len(missing)} items (e.g. {missing[0]})")
+                write_labels(tmp / LABELS_FILE, {u: labels[u] for u in stored})
             os.chmod(tmp, 0o755)  # mkdtemp makes an owner-only directory
             _swap(tmp, split_dir)
         except BaseException:
@@ -142,7 +154,7 @@ def write_split(split_dir: str | Path, items: Iterable[dict]) -> None:
             raise
 
 
-def _write_into(folder: Path, items: Iterable[dict]) -> None:
+def _write_into(folder: Path, items: Iterable[dict]) -> list[str]:
     files = {
         s: _NpyAppender(folder / f"{s}.npy", np.int32 if s in INT_STREAMS else np.float32)
         for s in STREAMS
@@ -166,6 +178,7 @@ def _write_into(folder: Path, items: Iterable[dict]) -> None:
         for s, appender in files.items():
             appender.close(default_tail=(0,) if s.endswith("_mel") else ())
     (folder / MANIFEST).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return [line.split("\t", 1)[0] for line in lines[1:]]
 
 
 def _swap(new: Path, dest: Path) -> None:
@@ -202,6 +215,8 @@ class DumpSplit:
 
     Attributes:
         utt_ids (list[str]): utterance ids in stored order.
+        labels (dict[str, Labels]): speakers and emotions by utterance id (splits written
+            without ``labels.tsv`` read as one-to-one ``src`` → ``tgt``).
         src_frames (np.ndarray): (N,) int64 source frame counts.
         tgt_frames (np.ndarray): (N,) int64 target frame counts.
         n_seg (np.ndarray): (N,) int64 segment counts.
@@ -222,6 +237,7 @@ class DumpSplit:
         if missing:
             raise DumpMissingError(f"{self.split_dir}: incomplete, no {missing[0]}.npy; {fix}")
         self.utt_ids, counts = _read_manifest(manifest, fix)
+        self.labels: dict[str, Labels] = read_labels(self.split_dir / LABELS_FILE, self.utt_ids)
         self.src_frames, self.tgt_frames, self.n_seg = counts.T.copy()
         self._fix = fix
         self._index = {u: i for i, u in enumerate(self.utt_ids)}

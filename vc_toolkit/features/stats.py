@@ -175,3 +175,75 @@ def denormalize_lf0(lf0: Any, stats: dict[str, np.ndarray], side: str = "tgt") -
 def denormalize_energy(energy: Any, stats: dict[str, np.ndarray], side: str = "tgt") -> Any:
     """Normalised log energy (...) → log energy; numpy array or tensor."""
     return _denorm(energy, stats[f"{side}_energy_mean"], stats[f"{side}_energy_std"])
+
+
+SPEAKER_PREFIX = "speaker:"
+"""Per-speaker statistics are stored as ``speaker:<name>:<stream>_<mean|std>`` keys."""
+
+
+def _speaker_key(name: str, key: str) -> str:
+    return f"{SPEAKER_PREFIX}{name}:{key}"
+
+
+def compute_speaker_stats(sides: Iterable[tuple[str, str, dict]]) -> dict[str, np.ndarray]:
+    """Statistics per speaker, from both sides of the utterances they speak.
+
+    Args:
+        sides: ``(speaker, side, item)`` triples: ``item`` holds ``<side>_mel`` (T, M) and
+            ``<side>_lf0``/``_vuv``/``_energy`` (T,); each triple adds that side's frames to
+            ``speaker``. The caller passes each recording once (a source utterance shared by
+            several pairs must not count twice).
+
+    Returns:
+        ``speaker:<name>:<stream>_mean``/``_std`` and ``speaker:<name>:frames`` arrays, to be
+        merged into the global statistics (see :func:`pair_stats`).
+
+    Example:
+        >>> a = {"src_mel": np.array([[1.0], [3.0]]), "src_lf0": np.array([5.0, 7.0]),
+        ...      "src_vuv": np.ones(2), "src_energy": np.zeros(2)}
+        >>> b = {"tgt_mel": np.array([[5.0]]), "tgt_lf0": np.array([7.0]),
+        ...      "tgt_vuv": np.ones(1), "tgt_energy": np.zeros(1)}
+        >>> st = compute_speaker_stats([("x", "src", a), ("x", "tgt", b)])
+        >>> st["speaker:x:mel_mean"].tolist(), int(st["speaker:x:frames"])
+        ([3.0], 3)
+    """
+    accs: dict[str, StatsAccumulator] = {}
+    for speaker, side, item in sides:
+        acc = accs.setdefault(speaker, StatsAccumulator(("x",)))
+        acc.update({f"x_{s}": item[f"{side}_{s}"] for s in (*STATS_STREAMS, "vuv")})
+    out: dict[str, np.ndarray] = {}
+    for speaker, acc in sorted(accs.items()):
+        for key, value in acc.result().items():
+            out[_speaker_key(speaker, key.removeprefix("x_"))] = value
+    return out
+
+
+def stats_speakers(stats: dict[str, np.ndarray]) -> list[str]:
+    """Speakers with their own statistics (empty for ``stats: global``)."""
+    names = {
+        k[len(SPEAKER_PREFIX) :].rsplit(":", 1)[0] for k in stats if k.startswith(SPEAKER_PREFIX)
+    }
+    return sorted(names)
+
+
+def pair_stats(stats: dict[str, np.ndarray], src_speaker: str, tgt_speaker: str) -> dict:
+    """The ``src_*``/``tgt_*`` statistics that normalise one pair of speakers.
+
+    A speaker with its own statistics (``stats: per_speaker``) uses them on either side;
+    otherwise the side's global statistics apply. The result works with
+    :func:`normalize` and the ``denormalize_*`` functions.
+
+    Example:
+        >>> st = {"src_mel_mean": np.zeros(1), "tgt_mel_mean": np.ones(1),
+        ...       "speaker:b:mel_mean": np.full(1, 7.0)}
+        >>> p = pair_stats(st, "a", "b")
+        >>> p["src_mel_mean"].tolist(), p["tgt_mel_mean"].tolist()
+        ([0.0], [7.0])
+    """
+    out = {k: v for k, v in stats.items() if not k.startswith(SPEAKER_PREFIX)}
+    for side, name in (("src", src_speaker), ("tgt", tgt_speaker)):
+        prefix = _speaker_key(name, "")
+        for key, value in stats.items():
+            if key.startswith(prefix):
+                out[f"{side}_{key[len(prefix) :]}"] = value
+    return out
