@@ -55,7 +55,8 @@ Options (defaults in brackets):
   --force              redo finished stages; accept a changed config (starts over)
   --checkpoint C       best, latest or epochN for stages 3, 4 and pack [${checkpoint}]
   --resume_from C      stage 2: continue from best or epochN instead of latest
-  --with_pretrain      stages 2 and voc: first train the pretrain chain if it is not trained
+  --with_pretrain      stages 2 and voc: first prepare (stages 0-1) and train the pretrain
+                       chain if it is not trained
   --ngpu N             stage 2: GPUs for DDP on this machine [${ngpu}]
   --nnodes N --node_rank R --master_addr A --master_port P   stage 2: multi-node DDP
   --study NAME         optuna study [${study}]
@@ -69,6 +70,7 @@ Examples:
   ./run.sh                                  # demo end to end (stages 0-4)
   ./run.sh --stage 1 --stop_stage 1 --spk demo
   ./run.sh --stage 2 --tag demo_ar
+  ./run.sh --tag demo_small_ft --with_pretrain   # pretrain on demo_multi, fine-tune on demo_small
   ./run.sh --stage voc --voc demo_hifigan   # train a vocoder for the demo spk
   ./run.sh --stage optuna --study demo
   ./run.sh --stage optuna_export --study demo --trial best --tag demo_tuned
@@ -101,6 +103,15 @@ run_stage() {
       log "stage 1: feature extraction (spk ${spk}) -> dump/${spk}/"
       x vc-preprocess --spk "${spk}" --nj "${nj}" ${force_flag} ;;
     2)
+      if [ "${with_pretrain}" = true ]; then
+        # the pretrain ancestors train first, so their spks need stages 0-1 too
+        while read -r parent parent_spk; do
+          [ -n "${parent}" ] || continue
+          log "stages 0-1 for pretrain ancestor ${parent} (spk ${parent_spk}) -> dump/${parent_spk}/"
+          x vc-prepare-data --spk "${parent_spk}" --nj "${nj}"
+          x vc-preprocess --spk "${parent_spk}" --nj "${nj}"
+        done < <(vc-config chain --tag "${tag}")
+      fi
       log "stage 2: training (tag ${tag}) -> exp/${tag}/"
       ddp=()
       if [ "${ngpu}" != 0 ] || [ "${nnodes}" != 1 ]; then

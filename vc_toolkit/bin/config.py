@@ -21,6 +21,7 @@ from vc_toolkit.config import (
 from vc_toolkit.config.core import iter_keys
 from vc_toolkit.config.resolve import available, flatten
 from vc_toolkit.config.spk import Corpus
+from vc_toolkit.train import pretrain
 
 EPILOG = """\
 examples:
@@ -29,6 +30,7 @@ examples:
   vc-config get --tag demo_conv spk  one value (dotted key)
   vc-config keys spk                 every spk key with type, default and help
   vc-config show --voc demo_hifigan  a resolved vocoder config; keys voc documents them
+  vc-config chain --tag demo_small_ft  the pretrain ancestors of a tag, oldest first: "tag spk"
 """
 
 
@@ -54,6 +56,11 @@ def _main(args, layout) -> int:
             raise ConfigError(f"no key '{args.key}' in the resolved config")
         value = flat[args.key]
         print("" if value is None else value)
+    elif args.action == "chain":
+        if not args.tag:
+            raise ConfigError("vc-config chain needs --tag")
+        for tag in pretrain.chain(args.tag, layout):
+            print(tag, load_tag(tag, layout.root).spk)
     elif args.action == "keys":
         rows = key_rows(args.key or "")
         if args.format == "md":
@@ -97,7 +104,7 @@ def markdown_keys(rows) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = common.parser("vc-config", __doc__, EPILOG)
-    p.add_argument("action", choices=["list", "show", "get", "keys"], help="what to do")
+    p.add_argument("action", choices=["list", "show", "get", "keys", "chain"], help="what to do")
     p.add_argument("key", nargs="?", help="get: dotted key; keys: spk, tag or voc")
     p.add_argument("--spk", help="dataset version name")
     p.add_argument("--tag", help="experiment name")
