@@ -85,6 +85,45 @@ class Prosody:
     stop_gradient: bool = opt(True, "detach the predictor input from the encoder")
 
 
+SITES = ("encoder", "adaptor", "decoder")
+"""Where the speaker/emotion conditioning can be added (see :class:`Conditioning`)."""
+
+
+@dataclass(kw_only=True)
+class Conditioning:
+    """Speaker (and emotion) embeddings added to the hidden sequence (many-to-many spks).
+
+    Rows are the names of the tag's speaker table (``exp/<TAG>/speakers.json``). Sites:
+    ``encoder`` (the encoder output: everything downstream sees it), ``adaptor`` (the inputs
+    of the duration, pitch and energy predictors only) and ``decoder`` (the decoder input).
+    """
+
+    type: Literal["none", "embedding"] = opt(
+        "none", "none (one-to-one: no parameters), or embedding (speaker lookup tables)"
+    )
+    dim: int = opt(64, "embedding size of every table", min=1)
+    sites: list[Literal["encoder", "adaptor", "decoder"]] = opt(
+        factory=lambda: ["encoder"],
+        help="where the projected embedding is added: encoder, adaptor and/or decoder",
+    )
+    share: bool = opt(
+        True, "true: source and target speakers look up one table; false: separate tables"
+    )
+    emotion: bool = opt(False, "also embed the source and target emotions (style)")
+
+    def validate(self) -> None:
+        if self.type == "none":
+            return
+        if not self.sites:
+            raise ValueError(
+                "model.conditioning.sites is empty; list at least one of encoder, adaptor, decoder"
+            )
+        if len(set(self.sites)) != len(self.sites):
+            raise ValueError(
+                f"model.conditioning.sites {self.sites} repeats a site; list each site once"
+            )
+
+
 @dataclass(kw_only=True)
 class Postnet:
     """Conv postnet refining the decoder mel."""
@@ -109,6 +148,9 @@ class ModelConfig:
     energy_predictor: Predictor = sub(Predictor, "energy predictor")
     prosody: Prosody = sub(Prosody, "segment prosody (wGMM)")
     postnet: Postnet = sub(Postnet, "postnet")
+    conditioning: Conditioning = added_later(
+        sub(Conditioning, "speaker/emotion embeddings (many speakers or styles in one spk)")
+    )
 
     def validate(self) -> None:
         """Every constraint the model's parts enforce when they are built (``models/``).
@@ -117,6 +159,7 @@ class ModelConfig:
         Conformer conv module, the predictors and the value embeddings of pitch and energy,
         the wGMM reference extractor, the postnet.
         """
+        self.conditioning.validate()
         for name in ("encoder", "decoder"):
             stack = getattr(self, name)
             if self.hidden % stack.heads:
@@ -275,6 +318,13 @@ class Pretrain:
     strict: bool = opt(False, "true: any missing/unexpected/mismatched parameter is an error")
     exclude: list[str] = opt(factory=list, help="parameter-name prefixes not loaded")
     freeze: list[str] = opt(factory=list, help="parameter-name prefixes kept fixed in training")
+    speaker_init: dict[str, str] = added_later(
+        opt(
+            factory=dict,
+            help="{new speaker: parent speaker} whose embedding row seeds it (default: the "
+            "mean of the parent's rows)",
+        )
+    )
 
 
 @dataclass(kw_only=True)

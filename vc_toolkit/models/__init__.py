@@ -1,8 +1,9 @@
 """FastSpeech2-style voice-conversion model, its predictors and its loss.
 
 Importing the package imports every module in it, so each registered choice of
-the model's interchangeable parts (the ``@PITCH_PREDICTORS.register`` and
-``@PROSODY.register`` decorators, :mod:`vc_toolkit.models.registry`) is known
+the model's interchangeable parts (the ``@PITCH_PREDICTORS.register``,
+``@PROSODY.register`` and ``@CONDITIONING.register`` decorators,
+:mod:`vc_toolkit.models.registry`) is known
 without a list to keep: a new predictor module needs no import line.
 """
 
@@ -20,13 +21,20 @@ from vc_toolkit.models.loss import (
     loss_sources,
     loss_terms,
 )
-from vc_toolkit.models.registry import PITCH_PREDICTORS, PROSODY, LossTerm, Registry
+from vc_toolkit.models.registry import (
+    CONDITIONING,
+    PITCH_PREDICTORS,
+    PROSODY,
+    LossTerm,
+    Registry,
+)
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 del _module
 
 __all__ = [
+    "CONDITIONING",
     "PITCH_PREDICTORS",
     "PROSODY",
     "FastSpeech2VC",

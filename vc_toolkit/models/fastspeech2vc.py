@@ -9,6 +9,9 @@ frame) with their embeddings added back. A decoder stack and a linear layer
 give ``r`` target mel frames per reduced frame, refined by a residual conv
 postnet [Shen et al., "Tacotron 2", ICASSP 2018]. Optional wGMM segment
 prosody (:mod:`vc_toolkit.models.prosody`) is added to the encoder output.
+Speaker/emotion embeddings (``model.conditioning``, :mod:`vc_toolkit.models.conditioning`)
+are added at the encoder output, the predictor inputs and/or the decoder input, with one
+row per name of the tag's speaker table.
 
 The pitch predictor and the prosody module are chosen by name from their
 registries (:mod:`vc_toolkit.models.registry`); the loss terms of a model are
@@ -40,7 +43,9 @@ from torch import Tensor, nn
 
 from vc_toolkit.config.tag import ModelConfig, Postnet
 from vc_toolkit.data.batch import Batch
+from vc_toolkit.data.labels import SpeakerTable
 from vc_toolkit.models.blocks import BlockStack
+from vc_toolkit.models.conditioning import Cond, default_table
 from vc_toolkit.models.frames import (
     check_multiple,
     lengths_to_mask,
@@ -50,7 +55,7 @@ from vc_toolkit.models.frames import (
 )
 from vc_toolkit.models.layers import MaskedConv, RelPositionAttention
 from vc_toolkit.models.prosody import segment_ids
-from vc_toolkit.models.registry import PITCH_PREDICTORS, PROSODY
+from vc_toolkit.models.registry import CONDITIONING, PITCH_PREDICTORS, PROSODY
 from vc_toolkit.models.variance import ValueEmbedding, VariancePredictor, regulate_length
 
 
@@ -114,9 +119,17 @@ class FastSpeech2VC(nn.Module):
         cfg (ModelConfig): model settings.
         n_mels (int): mel bins.
         reduction_factor (int): frames per reduced frame ``r``.
+        speakers (SpeakerTable | None): names of the conditioning rows (the tag's
+            ``speakers.json``); None: ``src`` and ``tgt``. Unused with conditioning ``none``.
     """
 
-    def __init__(self, cfg: ModelConfig, n_mels: int, reduction_factor: int) -> None:
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        n_mels: int,
+        reduction_factor: int,
+        speakers: SpeakerTable | None = None,
+    ) -> None:
         super().__init__()
         cfg.validate()
         if reduction_factor < 1:
@@ -139,6 +152,9 @@ class FastSpeech2VC(nn.Module):
         self.decoder = BlockStack(cfg.decoder, h)
         self.mel_proj = nn.Linear(h, n_mels * r)
         self.postnet = ConvPostnet(n_mels, cfg.postnet) if cfg.postnet.layers else None
+        self.speakers = speakers or default_table()
+        cond_cls = CONDITIONING.get(cfg.conditioning.type)
+        self.conditioning = cond_cls(h, cfg.conditioning, self.speakers)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -155,6 +171,11 @@ class FastSpeech2VC(nn.Module):
     def segment_outputs(self) -> tuple[str, ...]:
         """Names of the :meth:`infer` outputs with one row per source segment, (B, K, ...)."""
         return self.prosody.segment_outputs
+
+    def embedding_tables(self) -> dict[str, str]:
+        """State-dict names of the conditioning tables → ``speakers`` or ``emotions`` (the
+        :class:`SpeakerTable` list naming their rows); empty without conditioning."""
+        return {f"conditioning.{k}": v for k, v in self.conditioning.tables().items()}
 
     def num_params(self, trainable_only: bool = False) -> int:
         """Number of parameters (only those with ``requires_grad`` if ``trainable_only``)."""
@@ -201,6 +222,8 @@ class FastSpeech2VC(nn.Module):
         r = self.r
         check_multiple(batch.tgt_lens, r, "tgt_lens")
         enc, src_mask = self._encode(batch.src_mel, batch.src_lf0, batch.src_energy, batch.src_lens)
+        cond = batch.conditioning()
+        enc = self.conditioning(enc, src_mask, "encoder", cond)
         n_frames = batch.tgt_mel.shape[1]
         tgt_mel = stack_frames(batch.tgt_mel, r)
         tgt_mask = reduced_mask(batch.tgt_lens, r, tgt_mel.shape[1])
@@ -214,7 +237,7 @@ class FastSpeech2VC(nn.Module):
             enc, src_mask, src_ids, seg_mask.shape[1], tgt_mel, tgt_mask, tgt_ids, seg_mask
         )
         out.update(extra)
-        out["log_duration"] = self.duration_predictor(enc, src_mask)[..., 0]
+        out["log_duration"] = self._predict(self.duration_predictor, enc, src_mask, cond)[..., 0]
         durations = torch.zeros_like(src_mask, dtype=torch.long)
         width = min(batch.duration.shape[1], durations.shape[1])
         durations[:, :width] = batch.duration[:, :width]
@@ -223,13 +246,19 @@ class FastSpeech2VC(nn.Module):
         pitch_ids = _target_ids(src_ids, durations, tgt_mel.shape[1])
         pitch_target = stack_frames(batch.tgt_lf0, r)
         energy_target = stack_frames(batch.tgt_energy, r)
-        pitch = self.pitch_predictor(x, tgt_mask, pitch_target, pitch_ids)
+        adapted = self.conditioning(x, tgt_mask, "adaptor", cond)
+        pitch = self.pitch_predictor(adapted, tgt_mask, pitch_target, pitch_ids)
         x = x + self.pitch_embed(pitch_target, tgt_mask)
-        energy = self.energy_predictor(x, tgt_mask)
+        energy = self._predict(self.energy_predictor, x, tgt_mask, cond)
         x = x + self.energy_embed(energy_target, tgt_mask)
+        x = self.conditioning(x, tgt_mask, "decoder", cond)
         out["mel"], out["post_mel"] = self._decode(x, tgt_mask, frame_mask)
         out["pitch"], out["energy"] = self._frames(pitch, n_frames), self._frames(energy, n_frames)
         return out
+
+    def _predict(self, predictor: nn.Module, x: Tensor, mask: Tensor, cond: Cond | None) -> Tensor:
+        """A variance predictor on ``x`` (B, L, hidden) with the ``adaptor`` conditioning."""
+        return predictor(self.conditioning(x, mask, "adaptor", cond), mask)
 
     def _durations(self, log_duration: Tensor, mask: Tensor, scale: float) -> Tensor:
         """Rounded durations (B, Ls) >= 0, zero on padding, at least one frame per row."""
@@ -256,6 +285,7 @@ class FastSpeech2VC(nn.Module):
         prosody: str = "mean",
         temperature: float = 1.0,
         stats: Mapping[str, float] | Any | None = None,
+        cond: Cond | None = None,
     ) -> dict[str, Tensor]:
         """Convert a batch (the model runs in eval mode; its mode is restored afterwards).
 
@@ -273,6 +303,9 @@ class FastSpeech2VC(nn.Module):
             temperature (float): wGMM sampling temperature.
             stats: mapping or object with floats ``tgt_lf0_mean``, ``tgt_lf0_std``,
                 ``tgt_energy_mean``, ``tgt_energy_std`` (the target normalisation).
+            cond (Mapping[str, Tensor] | None): speaker/emotion ids (rows of the tag's
+                speaker table), keys ``src_spk``, ``tgt_spk``, ``src_emo``, ``tgt_emo``, each
+                (B,) long; a missing key (or None) is id 0. Ignored without conditioning.
 
         Returns:
             dict[str, Tensor]: ``mel`` (post-net) and ``mel_before`` (B, Tt, n_mels), ``pitch``
@@ -294,32 +327,35 @@ class FastSpeech2VC(nn.Module):
         try:
             scales = (pitch_scale, energy_scale, duration_scale)
             features = (src_mel, src_lf0, src_energy, src_lens, src_seg, n_seg)
-            return self._infer(*features, scales, prosody, temperature, stats)
+            return self._infer(*features, scales, prosody, temperature, stats, cond)
         finally:
             self.train(was_training)
 
-    def _infer(self, mel, lf0, energy, lens, seg, n_seg, scales, mode, temperature, stats):
+    def _infer(self, mel, lf0, energy, lens, seg, n_seg, scales, mode, temperature, stats, cond):
         pitch_scale, energy_scale, duration_scale = scales
         r = self.r
         enc, src_mask = self._encode(mel, lf0, energy, lens)
+        enc = self.conditioning(enc, src_mask, "encoder", cond)
         ids, seg_mask = segment_ids(seg, n_seg, src_mask.sum(1), src_mask.shape[1])
         enc, out = self.prosody.infer(enc, src_mask, ids, seg_mask.shape[1], mode, temperature)
         out = dict(out)
-        log_duration = self.duration_predictor(enc, src_mask)[..., 0]
+        log_duration = self._predict(self.duration_predictor, enc, src_mask, cond)[..., 0]
         durations = self._durations(log_duration, src_mask, duration_scale)
         x, lens_reduced = regulate_length(enc, durations)
         mask = lengths_to_mask(lens_reduced, x.shape[1])
         frame_mask = lengths_to_mask(lens_reduced * r, x.shape[1] * r)
-        pitch = self.pitch_predictor.infer(x, mask, _target_ids(ids, durations, x.shape[1]))
+        adapted = self.conditioning(x, mask, "adaptor", cond)
+        pitch = self.pitch_predictor.infer(adapted, mask, _target_ids(ids, durations, x.shape[1]))
         if pitch_scale != 1.0:
             mean, std = _stat(stats, "tgt_lf0_mean"), _stat(stats, "tgt_lf0_std")
             pitch = rescale_log(pitch, pitch_scale, mean, std).masked_fill(~mask[..., None], 0)
         x = x + self.pitch_embed(pitch, mask)
-        energy = self.energy_predictor(x, mask)
+        energy = self._predict(self.energy_predictor, x, mask, cond)
         if energy_scale != 1.0:
             mean, std = _stat(stats, "tgt_energy_mean"), _stat(stats, "tgt_energy_std")
             energy = rescale_log(energy, energy_scale, mean, std).masked_fill(~mask[..., None], 0)
         x = x + self.energy_embed(energy, mask)
+        x = self.conditioning(x, mask, "decoder", cond)
         mel_before, mel_after = self._decode(x, mask, frame_mask)
         n_frames = frame_mask.shape[1]
         out.update(
@@ -334,6 +370,16 @@ class FastSpeech2VC(nn.Module):
         return out
 
 
-def build_model(cfg: ModelConfig, n_mels: int, reduction_factor: int) -> FastSpeech2VC:
-    """Build a :class:`FastSpeech2VC` from its config."""
-    return FastSpeech2VC(cfg, n_mels, reduction_factor)
+def build_model(
+    cfg: ModelConfig, n_mels: int, reduction_factor: int, speakers: SpeakerTable | None = None
+) -> FastSpeech2VC:
+    """Build a :class:`FastSpeech2VC` from its config.
+
+    Args:
+        cfg (ModelConfig): model settings.
+        n_mels (int): mel bins.
+        reduction_factor (int): frames per reduced frame ``r``.
+        speakers (SpeakerTable | None): the tag's speaker table (``exp/<TAG>/speakers.json``,
+            :meth:`SpeakerTable.load`), sizing the conditioning tables; None: ``src``/``tgt``.
+    """
+    return FastSpeech2VC(cfg, n_mels, reduction_factor, speakers)

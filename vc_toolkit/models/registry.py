@@ -12,8 +12,9 @@ so the loss, the list of loss names and the reports follow from the config
 ``pitch`` is declared by the pitch-predictor base class.
 
 Adding a choice: a class implementing the slot's interface
-(:class:`~vc_toolkit.models.interfaces.PitchPredictorBase` or
-:class:`~vc_toolkit.models.interfaces.ProsodyBase`), the decorator
+(:class:`~vc_toolkit.models.interfaces.PitchPredictorBase`,
+:class:`~vc_toolkit.models.interfaces.ProsodyBase` or
+:class:`~vc_toolkit.models.conditioning.ConditioningBase`), the decorator
 ``@PITCH_PREDICTORS.register("name")`` on it, and the name in the config's
 ``Literal``.
 
@@ -92,3 +93,4 @@ class Choice:
 
 PITCH_PREDICTORS = Registry("model.pitch_predictor")
 PROSODY = Registry("model.prosody")
+CONDITIONING = Registry("model.conditioning")
