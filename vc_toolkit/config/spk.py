@@ -9,10 +9,15 @@ guards against silent changes (see :mod:`vc_toolkit.config.pin`).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
 from vc_toolkit.config.core import added_later, opt, sub
+
+NEUTRAL = "neutral"
+"""Emotion of speech without a style label (same value as ``vc_toolkit.data.labels.NEUTRAL``)."""
+LABEL_KEYS = ("speaker", "emotion", "sentence")
 
 
 @dataclass(kw_only=True)
@@ -49,12 +54,13 @@ class DemoCorpus:
         factory=lambda: [100, 400], help="[min, max] ms of silence added before and after speech"
     )
     noise_dbfs: float | None = opt(-75.0, "background noise level, dBFS RMS (null: none)", max=0)
+    src_speaker: str = added_later(opt("src", "speaker name of the source side"))
+    tgt_speaker: str = added_later(opt("tgt", "speaker name of the target side"))
+    src_emotion: str = added_later(opt(NEUTRAL, "emotion/style name of the source side"))
+    tgt_emotion: str = added_later(opt(NEUTRAL, "emotion/style name of the target side"))
 
     def validate(self) -> None:
-        if len(self.pad_ms) != 2 or not 0 <= self.pad_ms[0] <= self.pad_ms[1]:
-            raise ValueError(
-                f"corpus.pad_ms must be [min, max] with 0 <= min <= max, got {self.pad_ms}"
-            )
+        _check_pad(self.pad_ms)
 
 
 @dataclass(kw_only=True)
@@ -65,6 +71,10 @@ class ParallelCorpus:
     src_wav_root: str = opt(help="folder with the source speaker's wavs (searched recursively)")
     tgt_wav_root: str = opt(help="folder with the target speaker's wavs (searched recursively)")
     pattern: str = opt("*.wav", "glob of audio files under each root")
+    src_speaker: str = added_later(opt("src", "speaker name of the source side"))
+    tgt_speaker: str = added_later(opt("tgt", "speaker name of the target side"))
+    src_emotion: str = added_later(opt(NEUTRAL, "emotion/style name of the source side"))
+    tgt_emotion: str = added_later(opt(NEUTRAL, "emotion/style name of the target side"))
 
 
 @dataclass(kw_only=True)
@@ -76,6 +86,13 @@ class JvsCorpus:
     src_speaker: str = opt("jvs001", "source speaker id")
     tgt_speaker: str = opt("jvs010", "target speaker id")
     url: str = opt("", "archive URL to download when root is missing (empty: no download)")
+    speakers: list[str] = added_later(
+        opt(
+            factory=list,
+            help="many-to-many over these speakers' parallel100 files (['*']: every jvsNNN "
+            "folder; empty: the src_speaker -> tgt_speaker pair)",
+        )
+    )
 
 
 @dataclass(kw_only=True)
@@ -89,7 +106,106 @@ class JsutJsssCorpus:
     jsss_url: str = opt("", "JSSS archive URL (empty: no download; JSSS needs a sign-up)")
 
 
-Corpus = DemoCorpus | ParallelCorpus | JvsCorpus | JsutJsssCorpus
+@dataclass(kw_only=True)
+class NamedVoice(Voice):
+    """A demo_multi voice: espeak-ng settings plus the speaker and emotion it stands for."""
+
+    speaker: str = opt(help="speaker name (the same name in two entries = two styles of it)")
+    emotion: str = opt(NEUTRAL, "emotion/style name")
+
+
+def _check_pad(pad_ms: list[int]) -> None:
+    if len(pad_ms) != 2 or not 0 <= pad_ms[0] <= pad_ms[1]:
+        raise ValueError(f"corpus.pad_ms must be [min, max] with 0 <= min <= max, got {pad_ms}")
+
+
+def _check_name(name: str, what: str) -> None:
+    if not name or any(c.isspace() for c in name) or "->" in name or "__" in name:
+        raise ValueError(f"{what} {name!r} must be non-empty, without spaces, '->' or '__'")
+
+
+@dataclass(kw_only=True)
+class DemoMultiCorpus:
+    """Many espeak-ng voices reading the same sentences (many-to-many demo)."""
+
+    name: Literal["demo_multi"] = opt("demo_multi", "corpus recipe: egs/demo, many voices")
+    text: str = opt("egs/demo/harvard_sentences.txt", "sentence list, 'id text' per line")
+    first: int = opt(1, "first sentence to synthesise (1-based line of the list)", min=1)
+    num_utts: int = opt(60, "number of sentences from `first` on", min=3)
+    voices: list[NamedVoice] = opt(
+        factory=list, help="the voices: espeak-ng settings plus speaker (and emotion) names"
+    )
+    pause_min_words: int = opt(
+        7, "sentences with at least this many words get a pause at the middle word break", min=2
+    )
+    pad_ms: list[int] = opt(
+        factory=lambda: [100, 400], help="[min, max] ms of silence added before and after speech"
+    )
+    noise_dbfs: float | None = opt(-75.0, "background noise level, dBFS RMS (null: none)", max=0)
+
+    def validate(self) -> None:
+        _check_pad(self.pad_ms)
+        if len(self.voices) < 2:
+            raise ValueError("corpus.voices needs at least 2 voices; add entries")
+        names = [voice_key(v.speaker, v.emotion) for v in self.voices]
+        for v in self.voices:
+            _check_name(v.speaker, "corpus.voices speaker")
+            _check_name(v.emotion, "corpus.voices emotion")
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(
+                f"corpus.voices names {', '.join(dup)} twice; give each entry its own "
+                "speaker or emotion"
+            )
+
+
+@dataclass(kw_only=True)
+class LabeledCorpus:
+    """One folder of many speakers/styles; labels from a folder level or a path regex."""
+
+    name: Literal["labeled"] = opt("labeled", "corpus recipe: labels parsed from paths")
+    root: str = opt(help="corpus folder")
+    pattern: str = opt("**/*.wav", "glob of audio files under root")
+    labels_from: Literal["folder", "pattern"] = opt(
+        "folder", "folder: labels are folder levels (see levels); pattern: regex named groups"
+    )
+    levels: dict[str, int] = opt(
+        factory=lambda: {"speaker": 0},
+        help="labels_from folder: label -> folder level under root (0 = first; -1 = the "
+        "file's folder); keys speaker (required), emotion, sentence (default: file stem)",
+    )
+    regex: str = opt(
+        "",
+        "labels_from pattern: regex matched against the path relative to root, with named "
+        "groups speaker (required), emotion and sentence (default: file stem)",
+    )
+
+    def validate(self) -> None:
+        if self.labels_from == "folder":
+            unknown = sorted(set(self.levels) - set(LABEL_KEYS))
+            if unknown or "speaker" not in self.levels:
+                raise ValueError(
+                    f"corpus.levels must map speaker (and optionally emotion, sentence) to "
+                    f"folder levels, got {self.levels}"
+                )
+            return
+        try:
+            groups = set(re.compile(self.regex).groupindex)
+        except re.error as err:
+            raise ValueError(f"corpus.regex {self.regex!r} is not a regex ({err})") from None
+        if "speaker" not in groups:
+            raise ValueError(
+                f"corpus.regex {self.regex!r} needs a (?P<speaker>...) group "
+                "(optionally emotion and sentence)"
+            )
+
+
+Corpus = DemoCorpus | ParallelCorpus | JvsCorpus | JsutJsssCorpus | DemoMultiCorpus | LabeledCorpus
+
+
+def voice_key(speaker: str, emotion: str = NEUTRAL) -> str:
+    """``speaker`` or ``speaker:emotion`` (as ``vc_toolkit.data.labels.voice_name``)."""
+    return speaker if emotion == NEUTRAL else f"{speaker}:{emotion}"
 
 
 @dataclass(kw_only=True)
@@ -99,6 +215,14 @@ class Split:
     dev: int = opt(10, "number of dev utterances", min=1)
     eval: int = opt(10, "number of eval utterances", min=1)
     seed: int = opt(0, "seed of the split shuffle")
+    train: int | None = added_later(
+        opt(
+            None,
+            "cap on training sentences: the first N of the shuffle after dev/eval "
+            "(null: all the rest); dev/eval stay those of the uncapped split",
+            min=1,
+        )
+    )
 
 
 @dataclass(kw_only=True)
@@ -188,7 +312,19 @@ class Filters:
 class SpkConfig:
     """A dataset version."""
 
-    corpus: Corpus = opt(help="which corpus recipe prepares the lists, with its options")
+    corpus: Corpus | None = opt(
+        None, "which corpus recipe prepares the lists, with its options (or use corpora)"
+    )
+    corpora: list[Corpus] = added_later(
+        opt(factory=list, help="several corpus blocks in one spk (instead of corpus)")
+    )
+    pairs: list[list[str]] = added_later(
+        opt(
+            factory=list,
+            help="ordered [source voice, target voice] pairs to keep, across corpora (voice: "
+            "speaker or speaker:emotion; empty: every pair each corpus allows)",
+        )
+    )
     note: str = opt("", "free text shown in reports")
     sample_rate: int = opt(22050, "sample rate every file is resampled to, Hz", min=1000)
     reduction_factor: int = opt(
@@ -200,8 +336,26 @@ class SpkConfig:
     sentence_duration: bool = opt(True, "store per-segment frame counts (for prosody models)")
     feats: Feats = sub(Feats, "feature extraction")
     filters: Filters = sub(Filters, "bad-pair filters")
+    stats: Literal["global", "per_speaker"] = added_later(
+        opt(
+            "global",
+            "feature normalisation statistics: global, or per_speaker (train split only; "
+            "conversion denormalises with the target speaker's)",
+        )
+    )
+
+    def corpus_list(self) -> list[Corpus]:
+        """The corpus blocks of the spk: ``[corpus]`` or ``corpora``."""
+        return [self.corpus] if self.corpus is not None else list(self.corpora)
 
     def validate(self) -> None:
+        if (self.corpus is None) == (not self.corpora):
+            raise ValueError(
+                "set exactly one of 'corpus' (one corpus block) or 'corpora' (a list of them)"
+            )
+        bad = [p for p in self.pairs if len(p) != 2]
+        if bad:
+            raise ValueError(f"pairs entries must be [source voice, target voice], got {bad[0]}")
         mel = self.feats.mel
         if mel.win_length > mel.n_fft:
             raise ValueError(

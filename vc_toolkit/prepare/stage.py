@@ -1,15 +1,24 @@
-"""Stage 0: turn a spk's corpus into Kaldi-style parallel lists and pin the spk.
+"""Stage 0: turn a spk's corpora into Kaldi-style parallel lists and pin the spk.
 
-Outputs under ``data/<SPK>/``: ``{train,dev,eval}/{src,tgt}.scp`` (``utt_id path``),
-``report.txt`` (unmatched, unreadable and excluded files) and ``prepared.json``.
-The resolved spk config is frozen into ``dump/<SPK>/config.yaml`` with its
-fingerprint (see :mod:`vc_toolkit.config.pin`).
+Outputs under ``data/<SPK>/``: ``{train,dev,eval}/{src,tgt}.scp`` (``utt_id path``)
+and ``{train,dev,eval}/labels.tsv`` (sentence, speakers and emotions of each
+utterance, :func:`vc_toolkit.data.labels.write_labels`), ``report.txt`` (utterances
+per speaker, voice and pair; unmatched, unlabeled, unreadable and excluded files)
+and ``prepared.json``. The resolved spk config is frozen into
+``dump/<SPK>/config.yaml`` with its fingerprint (see :mod:`vc_toolkit.config.pin`),
+and the speaker/emotion table of the usable pairs into ``dump/<SPK>/speakers.json``.
+
+The corpora's labeled files are paired by :mod:`vc_toolkit.prepare.pairs` (utterance
+ids are sentence ids for a one-to-one spk, ``{src}__{tgt}__{sentence}`` otherwise).
+The split is made over sentence ids: every pair reading a sentence lands in the same
+split, so dev/eval sentences are never seen in training.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +34,12 @@ from vc_toolkit.config.pin import (
     read_fingerprint,
 )
 from vc_toolkit.config.spk import SpkConfig, Split
+from vc_toolkit.data.labels import LABELS_FILE, SPEAKERS_FILE, SpeakerTable, write_labels
 from vc_toolkit.features.audio import truncation
 from vc_toolkit.io import atomic_write_text, write_scp
 from vc_toolkit.paths import SPLITS, Layout
-from vc_toolkit.prepare.corpora import RECIPES, CorpusError, Pair
+from vc_toolkit.prepare.corpora import RECIPES, CorpusError, Pair, Prepared
+from vc_toolkit.prepare.pairs import enumerate_pairs, pair_counts
 from vc_toolkit.records import check_inputs, input_digests, input_files, record_corpus_files
 
 logger = log.get("stage0")
@@ -36,6 +47,9 @@ logger = log.get("stage0")
 
 def make_split(utt_ids: list[str], split: Split) -> dict[str, list[str]]:
     """Deterministic split from ``split.seed``: same ids and seed → same split.
+
+    Stage 0 splits sentence ids. ``split.train`` keeps only the first N ids of the
+    shuffle after dev and eval, so a capped split has the same dev/eval as the uncapped.
 
     Example:
         >>> s = make_split([f"u{i}" for i in range(10)], Split(dev=2, eval=3, seed=0))
@@ -49,12 +63,16 @@ def make_split(utt_ids: list[str], split: Split) -> dict[str, list[str]]:
     shuffled = [ids[i] for i in order]
     dev = shuffled[: split.dev]
     ev = shuffled[split.dev : split.dev + split.eval]
-    train = shuffled[split.dev + split.eval :]
+    train = shuffled[split.dev + split.eval :][: split.train]
     return {"train": sorted(train), "dev": sorted(dev), "eval": sorted(ev)}
 
 
 def _stage0_key(cfg: SpkConfig) -> str:
-    return config_hash({"corpus": cfg.corpus, "split": cfg.split, "exclude": cfg.exclude})
+    keys = {"corpus": cfg.corpus, "split": cfg.split, "exclude": cfg.exclude}
+    for name in ("corpora", "pairs"):  # only when set: spks prepared earlier keep their key
+        if getattr(cfg, name):
+            keys[name] = getattr(cfg, name)
+    return config_hash(keys)
 
 
 def _check_audio(path: Path) -> str | None:
@@ -67,6 +85,34 @@ def _check_audio(path: Path) -> str | None:
         return "empty (0 samples)"
     cut = truncation(path, info.samplerate)
     return f"truncated ({cut.removeprefix('truncated: ')})" if cut else None
+
+
+def _readable(pairs: list[Pair], layout: Layout) -> tuple[list[Pair], list[str]]:
+    """Pairs whose two files read, and ``utt, file, reason`` rows of those that do not."""
+    why: dict = {}
+    usable, unreadable = [], []
+    for pair in pairs:
+        for p in (pair.src, pair.tgt):
+            if p not in why:
+                why[p] = _check_audio(p)
+        bad = [
+            f"{pair.utt_id}\t{layout.shown(p)}\t{why[p]}" for p in (pair.src, pair.tgt) if why[p]
+        ]
+        (unreadable.extend(bad) if bad else usable.append(pair))
+    return usable, unreadable
+
+
+def _count_lines(splits: dict, per_speaker, per_voice, per_pair) -> list[str]:
+    """Report sections: utterances per speaker and voice, pair items per pair and split."""
+    lines = [f"## utterances per speaker: {len(per_speaker)}"]
+    lines += [f"{k}\t{n}" for k, n in sorted(per_speaker.items())]
+    lines.append(f"## utterances per voice (speaker:emotion): {len(per_voice)}")
+    lines += [f"{k}\t{n}" for k, n in sorted(per_voice.items())]
+    lines.append(f"## pair items per pair (total, {', '.join(SPLITS)}): {len(per_pair)}")
+    by_split = {k: Counter(p.labels.pair for p in splits[k]) for k in SPLITS}
+    for name, n in sorted(per_pair.items()):
+        lines.append(f"{name}\t{n}\t" + "\t".join(str(by_split[k][name]) for k in SPLITS))
+    return lines
 
 
 def run(spk: str, layout: Layout, force: bool = False, nj: int = 2) -> dict:
@@ -103,61 +149,107 @@ def run(spk: str, layout: Layout, force: bool = False, nj: int = 2) -> dict:
         for line in diff:
             logger.warning("    %s", line)
 
-    logger.info("preparing corpus '%s' for spk '%s'", cfg.corpus.name, spk)
-    prepared = RECIPES[cfg.corpus.name](cfg, layout, nj)
-    usable: list[Pair] = []
-    unreadable: list[str] = []
-    for pair in prepared.pairs:
-        problems = [(p, _check_audio(p)) for p in (pair.src, pair.tgt)]
-        bad = [f"{pair.utt_id}\t{layout.shown(p)}\t{why}" for p, why in problems if why]
-        (unreadable.extend(bad) if bad else usable.append(pair))
-    excluded = [p.utt_id for p in usable if p.utt_id in set(cfg.exclude)]
-    unknown_excl = sorted(set(cfg.exclude) - {p.utt_id for p in prepared.pairs})
-    usable = [p for p in usable if p.utt_id not in set(cfg.exclude)]
+    blocks = cfg.corpus_list()
+    logger.info("preparing corpus %s for spk '%s'", ", ".join(f"'{c.name}'" for c in blocks), spk)
+    prepared = [RECIPES[c.name](c, layout, nj) for c in blocks]
+    pairs = enumerate_pairs(
+        [p.utterances for p in prepared], [p.candidates for p in prepared], cfg.pairs
+    )
+    usable, unreadable = _readable(pairs, layout)
+    drop = set(cfg.exclude)
+    excluded = [p.utt_id for p in usable if drop & {p.utt_id, p.labels.sentence}]
+    known = {p.utt_id for p in pairs} | {p.labels.sentence for p in pairs}
+    unknown_excl = sorted(drop - known)
+    usable = [p for p in usable if not drop & {p.utt_id, p.labels.sentence}]
+    sentences = sorted({p.labels.sentence for p in usable})
     need = cfg.split.dev + cfg.split.eval + 1
-    if len(usable) < need:
+    if len(sentences) < need:
         raise CorpusError(
-            f"spk '{spk}' has {len(usable)} usable pairs, but split.dev ({cfg.split.dev}) + "
-            f"split.eval ({cfg.split.eval}) leave no training data; lower them or add pairs"
+            f"spk '{spk}' has {len(usable)} usable pairs over {len(sentences)} sentences, but "
+            f"split.dev ({cfg.split.dev}) + split.eval ({cfg.split.eval}) leave no training "
+            "data; lower them or add pairs"
         )
-    by_id = {p.utt_id: p for p in usable}
-    splits = make_split(list(by_id), cfg.split)
-    for split, ids in splits.items():
+    split_of = {s: k for k, ids in make_split(sentences, cfg.split).items() for s in ids}
+    splits: dict[str, list[Pair]] = {k: [] for k in SPLITS}
+    for p in usable:
+        if p.labels.sentence in split_of:
+            splits[split_of[p.labels.sentence]].append(p)
+    capped = sum(1 for p in usable if p.labels.sentence not in split_of)
+    for split, items in splits.items():
         for side in ("src", "tgt"):
-            entries = {u: layout.shown(getattr(by_id[u], side)) for u in ids}
+            entries = {p.utt_id: layout.shown(getattr(p, side)) for p in items}
             write_scp(data_dir / split / f"{side}.scp", entries)
+        write_labels(data_dir / split / LABELS_FILE, {p.utt_id: p.labels for p in items})
+    kept = [p for items in splits.values() for p in items]
+    table = SpeakerTable.from_labels(p.labels for p in usable)
 
+    per_speaker, per_voice, per_pair = pair_counts(kept)
     lines = [
         f"# stage 0 report for spk '{spk}' ({dt.datetime.now().isoformat(timespec='seconds')})"
     ]
+    lines += _count_lines(splits, per_speaker, per_voice, per_pair)
     for title, rows in (
-        ("source files without a target", [layout.shown(p) for p in prepared.unmatched_src]),
-        ("target files without a source", [layout.shown(p) for p in prepared.unmatched_tgt]),
+        (
+            "source files without a target",
+            [layout.shown(f) for q in prepared for f in q.unmatched_src],
+        ),
+        (
+            "target files without a source",
+            [layout.shown(f) for q in prepared for f in q.unmatched_tgt],
+        ),
+        (
+            "files without labels (file, reason)",
+            [f"{layout.shown(f)}\t{why}" for q in prepared for f, why in q.skipped],
+        ),
         ("unreadable, empty or truncated audio (utt, file, reason)", unreadable),
         ("excluded by the spk config", excluded),
         ("exclude ids not in the corpus", unknown_excl),
     ):
         lines.append(f"## {title}: {len(rows)}")
         lines.extend(rows)
+    if capped:
+        lines.append(f"## pairs left out by split.train ({cfg.split.train} sentences): {capped}")
     atomic_write_text(data_dir / "report.txt", "\n".join(lines) + "\n")
 
     counts = {k: len(v) for k, v in splits.items()}
+    unmatched = sum(len(q.unmatched_src) + len(q.unmatched_tgt) + len(q.skipped) for q in prepared)
     summary = {
         "key": key,
         "counts": counts,
-        "unmatched": len(prepared.unmatched_src) + len(prepared.unmatched_tgt),
+        "unmatched": unmatched,
         "unreadable": len(unreadable),
         "excluded": len(excluded),
+        "speakers": len(table.speakers),
+        "voices": len(per_voice),
+        "pairs": len(per_pair),
+        "sentences": len(split_of),
     }
-    record_corpus_files(layout, spk, prepared.roots, prepared.files())
+    merged = Prepared(
+        utterances=[u for q in prepared for u in q.utterances],
+        unmatched_src=[f for q in prepared for f in q.unmatched_src],
+        unmatched_tgt=[f for q in prepared for f in q.unmatched_tgt],
+        skipped=[s for q in prepared for s in q.skipped],
+        roots=[r for q in prepared for r in q.roots],
+    )
+    record_corpus_files(layout, spk, merged.roots, merged.files())
     files = input_files(layout, spk)
     fp = fingerprint(cfg, files, input_digests(layout, spk, files))
     fp.update(spk=spk, source=conf_file, frozen_at=dt.datetime.now().isoformat(timespec="seconds"))
     header = f"# resolved config of spk '{spk}', frozen from {conf_file}; do not edit"
     freeze(frozen, cfg, header=header, extra=fp)
+    table.save(layout.dump(spk) / SPEAKERS_FILE)
     atomic_write_text(done_file, json.dumps(summary, indent=2) + "\n")
 
     logger.info("lists: %s", ", ".join(f"{k} {counts[k]}" for k in SPLITS))
+    logger.info(
+        "%d speakers, %d voices, %d pairs over %d sentences (per speaker/voice/pair counts in "
+        "data/%s/report.txt)",
+        summary["speakers"],
+        summary["voices"],
+        summary["pairs"],
+        summary["sentences"],
+        spk,
+    )
     if summary["unmatched"] or unreadable or unknown_excl:
         logger.warning(
             "%d unmatched, %d unusable files and %d unknown exclude ids; see data/%s/report.txt",
@@ -167,7 +259,9 @@ def run(spk: str, layout: Layout, force: bool = False, nj: int = 2) -> dict:
             spk,
         )
     logger.info(
-        "outputs: data/%s/{train,dev,eval}/{src,tgt}.scp; frozen config dump/%s/config.yaml",
+        "outputs: data/%s/{train,dev,eval}/{src,tgt}.scp and labels.tsv; frozen config "
+        "dump/%s/config.yaml and speaker table dump/%s/speakers.json",
+        spk,
         spk,
         spk,
     )

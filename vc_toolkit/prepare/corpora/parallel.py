@@ -2,20 +2,19 @@
 
 Any sample rate, mono or stereo, 16/24/32-bit integer or float wav (anything
 libsndfile reads). Files present on one side only are listed in the stage-0
-report, not fatal.
+report, not fatal. The sides are labeled ``corpus.src_speaker``/``tgt_speaker``
+(default ``src``/``tgt``) with optional emotions.
 """
 
 from __future__ import annotations
 
-from vc_toolkit.config.spk import ParallelCorpus, SpkConfig
+from vc_toolkit.config.spk import ParallelCorpus
 from vc_toolkit.paths import Layout
-from vc_toolkit.prepare.corpora.base import CorpusError, Prepared, match_by_stem
+from vc_toolkit.prepare.corpora.base import CorpusError, Prepared, Side, match_by_stem
 
 
-def prepare(cfg: SpkConfig, layout: Layout, nj: int = 1) -> Prepared:
+def prepare(corpus: ParallelCorpus, layout: Layout, nj: int = 1) -> Prepared:
     """Match ``corpus.src_wav_root`` and ``corpus.tgt_wav_root`` by stem."""
-    corpus = cfg.corpus
-    assert isinstance(corpus, ParallelCorpus)
     roots = {}
     for side in ("src_wav_root", "tgt_wav_root"):
         root = layout.resolve(getattr(corpus, side))
@@ -32,6 +31,11 @@ def prepare(cfg: SpkConfig, layout: Layout, nj: int = 1) -> Prepared:
                 f"no files matching '{corpus.pattern}' under corpus.{side} {roots[side]}; "
                 "check the folder or corpus.pattern"
             )
-    prepared = match_by_stem(src, tgt)
+    prepared = match_by_stem(
+        src,
+        tgt,
+        Side(corpus.src_speaker, corpus.src_emotion),
+        Side(corpus.tgt_speaker, corpus.tgt_emotion),
+    )
     prepared.roots = [(roots[side], corpus.pattern) for side in ("src_wav_root", "tgt_wav_root")]
     return prepared
