@@ -19,6 +19,7 @@ import numpy as np
 
 from vc_toolkit.config.tag import (
     ARPitch,
+    Conditioning,
     ModelConfig,
     PitchPredictor,
     Postnet,
@@ -115,6 +116,7 @@ def tiny_config(
     use_global: bool = False,
     zoneout: float = 0.0,
     hidden: int = 16,
+    conditioning: Conditioning | None = None,
 ) -> ModelConfig:
     """A small, dropout-free :class:`ModelConfig` (one block per stack).
 
@@ -126,6 +128,7 @@ def tiny_config(
         use_global (bool): wGMM global embedding.
         zoneout (float): zoneout of the ar/arnar pitch LSTM.
         hidden (int): model width.
+        conditioning (Conditioning | None): speaker/emotion conditioning (default none).
 
     Returns:
         ModelConfig: the config.
@@ -170,6 +173,7 @@ def tiny_config(
             global_num_gaussians=2,
         ),
         postnet=Postnet(layers=2, channels=8, kernel_size=3, dropout=0.0),
+        conditioning=conditioning or Conditioning(),
     )
 
 
@@ -185,6 +189,7 @@ def random_batch(
     tgt_frames: list[int],
     n_segs: list[int] | None = None,
     seed: int = 0,
+    ids: dict[str, list[int]] | None = None,
 ) -> Batch:
     """A random padded :class:`Batch` with consistent durations and segments.
 
@@ -195,6 +200,8 @@ def random_batch(
         tgt_frames (list[int]): target frames per utterance.
         n_segs (list[int] | None): segments per utterance (default 1).
         seed (int): random seed.
+        ids (dict[str, list[int]] | None): speaker/emotion ids per utterance by
+            :data:`~vc_toolkit.data.labels.ID_KEYS` (all four; default: no ids, zeros).
 
     Returns:
         Batch: random features; durations (zeros allowed) sum to the reduced target
@@ -223,6 +230,7 @@ def random_batch(
                 duration=_split(lt, ls, rng),
                 src_seg=src_seg,
                 tgt_seg=tgt_seg,
+                **{key: values[k] for key, values in (ids or {}).items()},
             )
         )
     return collate(items)
