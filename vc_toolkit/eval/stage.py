@@ -36,7 +36,10 @@ fails to score) is reported, counted and skipped. Outputs under
   counts (listed, scored, skipped, missing_converted, missing_target, error, flagged
   silent/unvoiced outputs) and the skipped utterances with their reason; the
   stage-3 settings and real-time factors (``rtf.json``) and the vocoder of the
-  vocoder floor (``vocoder_floor_with``).
+  vocoder floor (``vocoder_floor_with``); ``per_pair``: the same blocks per speaker
+  pair (:mod:`vc_toolkit.eval.pairs`);
+* ``pairs.tsv``: per pair and split, the means of the conversion and of that pair's
+  own source and vocoder floors.
 
 A re-run with unchanged converted files and settings is a no-op unless ``force``.
 
@@ -63,6 +66,7 @@ from vc_toolkit.data.dump import MANIFEST
 from vc_toolkit.errors import UserError
 from vc_toolkit.eval import metrics
 from vc_toolkit.eval.metrics import FLAG_KEYS, METRIC_KEYS, score_pair, summarize
+from vc_toolkit.eval.pairs import PAIRS_TSV, pair_table, per_pair, split_labels, write_pairs_tsv
 from vc_toolkit.eval.vocoder_floor import copy_synthesis, floor_vocoder, vocoder_floor_dir
 from vc_toolkit.features.frontend import UnusableAudioError, load_speech, read
 from vc_toolkit.io import atomic_write_text, read_scp
@@ -170,7 +174,7 @@ def floor_dir(layout: Layout, spk: str, eval_cfg: Eval) -> Path:
 def _stamp(conv_root: Path, splits: tuple[str, ...], eval_cfg: Eval) -> str:
     """Hash of the converted files (name, size, mtime), stage-3 settings and eval settings."""
     h = hashlib.sha256(json.dumps(to_dict(eval_cfg), sort_keys=True).encode())
-    h.update(b"floors: source, vocoder")  # summaries made before the vocoder floor are stale
+    h.update(b"floors: source, vocoder; per pair")  # summaries made before these are stale
     settings = conv_root / "settings.json"
     h.update(settings.read_bytes() if settings.is_file() else b"")
     for split in splits:
@@ -292,8 +296,12 @@ def run(
             for split in SPLITS:
                 _write_floor(cache / f"{split}.tsv", cached[kind][split])
     summary = _summarize(tag, checkpoint, cfg, conv_root, rows, stamp, voc_cfg)
+    dump = layout.dump(cfg.spk)
+    labels = {s: split_labels(dump / s, list(rows[s])) for s in SPLITS}
+    summary["per_pair"] = per_pair(rows, labels, _summary_block)
     for split in SPLITS:
         _write_per_utt(out / split / "per_utt.tsv", list(rows[split]), rows[split])
+    write_pairs_tsv(out / PAIRS_TSV, summary["per_pair"])
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float) + "\n")
     _log(summary, layout.shown(out), layout)
     return summary
@@ -342,8 +350,15 @@ def _log(summary: dict, out: str, layout: Layout) -> None:
             _mean(conv, "vuv_error"), _mean(voc, "vuv_error"), _mean(conv, "ddur"),
             c["scored"], c["skipped"], c["silent"], c["unvoiced"],
         )  # fmt: skip
+    pairs = summary.get("per_pair") or {}
+    if len(pairs) > 1:
+        logger.info("per speaker pair (dev and eval; floors: src = no conversion, voc = vocoder):")
+        for line in pair_table(pairs):
+            logger.info("    %s", line)
     for split, block in summary["splits"].items():
         for s in block["skipped"]:
             reason = layout.shown_in(s["reason"])
             logger.warning("skipped %s/%s (%s): %s", split, s["utt"], s["status"], reason)
-    logger.info("outputs: %s/{dev,eval}/per_utt.tsv, %s/summary.json", out, out)
+    logger.info(
+        "outputs: %s/{dev,eval}/per_utt.tsv, %s/%s, %s/summary.json", out, out, PAIRS_TSV, out
+    )

@@ -6,6 +6,14 @@ A :class:`Converter` runs the acoustic model (:meth:`FastSpeech2VC.infer`) on ba
 utterances, denormalises its outputs with the *target* statistics and
 vocodes them, timing the acoustic model and the vocoder separately.
 
+Speaker pairs: each item may carry its ``labels``
+(:class:`~vc_toolkit.data.labels.Labels`); an item without them speaks the spk's only
+pair. The model is conditioned on the ids of the pair in the bundle's speaker table
+(``cond``), and each result is denormalised with the target statistics of its own
+pair (:func:`~vc_toolkit.features.stats.pair_stats`: the target speaker's own
+statistics with ``stats: per_speaker``). Items of different pairs in one call are run
+pair by pair (the pitch/energy scales need one pair's statistics per batch).
+
 Real-time factor: ``rtf = compute seconds / seconds of output audio``, for the
 acoustic model and the vocoder apart (CUDA is synchronised before reading the
 clock); below 1 is faster than real time.
@@ -28,6 +36,7 @@ get none and no ``f0`` is stored.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,8 +51,14 @@ from vc_toolkit.config import ConfigError, SpkConfig, build, to_dict
 from vc_toolkit.config.resolve import deep_merge
 from vc_toolkit.config.tag import Infer
 from vc_toolkit.data.batch import collate_sources
+from vc_toolkit.data.labels import ID_KEYS, Labels
 from vc_toolkit.features.pitch import output_voicing, voiced_f0
-from vc_toolkit.features.stats import denormalize_energy, denormalize_lf0, denormalize_mel
+from vc_toolkit.features.stats import (
+    denormalize_energy,
+    denormalize_lf0,
+    denormalize_mel,
+    pair_stats,
+)
 from vc_toolkit.infer.pack import Bundle
 from vc_toolkit.io import atomic_open
 from vc_toolkit.models import build_model
@@ -185,7 +200,7 @@ class Converter:
         self.infer = infer or bundle.cfg.infer
         self.device = torch.device(device)
         spk = bundle.spk_cfg
-        self.model = build_model(bundle.cfg.model, spk.feats.mel.n_mels, spk.reduction_factor)
+        self.model = _build(bundle, spk.feats.mel.n_mels, spk.reduction_factor)
         self.model.load_state_dict(bundle.weights)
         self.model.to(self.device).eval()
         self.vocoder = vocoder or build_vocoder(self.infer.vocoder, spk, self.device)
@@ -193,17 +208,51 @@ class Converter:
         if self.infer.prosody == "sample":  # the same inputs in the same batches: same samples
             torch.manual_seed(bundle.cfg.train.seed)
 
+    def labels(self, item: dict) -> Labels:
+        """The labels of ``item``; without ``labels``, the spk's only pair.
+
+        Raises:
+            ValueError: the item has no labels and the spk has several pairs.
+        """
+        if item.get("labels") is not None:
+            return item["labels"]
+        pairs = self.bundle.pairs
+        if len(pairs) != 1:
+            raise ValueError(
+                f"item {item.get('utt_id', '?')} has no labels and the model knows "
+                f"{len(pairs)} speaker pairs; set item['labels']"
+            )
+        return pairs[0].labels(str(item.get("utt_id", "-")))
+
     def acoustic(self, items: list[dict]) -> list[dict]:
         """Normalised source items → per utterance ``mel`` (T, n_mels), ``lf0``, ``energy`` (T,)
-        denormalised with the target statistics, ``duration`` (Ls,) int32, and the model's
-        per-segment outputs (:attr:`FastSpeech2VC.segment_outputs`, e.g. wGMM ``prosody``)."""
-        inf, st = self.infer, self.bundle.stats
+        denormalised with the target statistics of the item's pair, ``duration`` (Ls,) int32,
+        and the model's per-segment outputs (:attr:`FastSpeech2VC.segment_outputs`, e.g. wGMM
+        ``prosody``). Items of several pairs are converted pair by pair, in input order."""
+        groups: dict[tuple[str, str], list[int]] = {}
+        for i, it in enumerate(items):
+            lab = self.labels(it)
+            groups.setdefault((lab.src_speaker, lab.tgt_speaker), []).append(i)
+        results: list[dict | None] = [None] * len(items)
+        for idx in groups.values():
+            for i, res in zip(idx, self._acoustic([items[i] for i in idx]), strict=True):
+                results[i] = res
+        return results  # type: ignore[return-value]
+
+    def _acoustic(self, items: list[dict]) -> list[dict]:
+        """:meth:`acoustic` of items whose pairs share their speakers."""
+        inf = self.infer
+        labels = [self.labels(it) for it in items]
+        st = pair_stats(self.bundle.stats, labels[0].src_speaker, labels[0].tgt_speaker)
+        ids = [self.bundle.speakers.ids(lab) for lab in labels]
 
         def add(seconds: float) -> None:
             self.rtf.acoustic_seconds += seconds
 
         with _clock(self.device, add):
-            x = {k: v.to(self.device) for k, v in collate_sources(items).items()}
+            with_ids = [{**it, **i} for it, i in zip(items, ids, strict=True)]
+            x = {k: v.to(self.device) for k, v in collate_sources(with_ids).items()}
+            cond = {k: x[k] for k in ID_KEYS}
             out = self.model.infer(
                 x["src_mel"],
                 x["src_lf0"],
@@ -217,6 +266,7 @@ class Converter:
                 prosody=inf.prosody,
                 temperature=inf.temperature,
                 stats=st,
+                **({"cond": cond} if _accepts(self.model.infer, "cond") else {}),
             )
             out = {k: v.detach().cpu() for k, v in out.items()}
         results = []
@@ -279,6 +329,18 @@ class Converter:
         results = self.acoustic(items)
         self.vocode(results, items)
         return results
+
+
+def _accepts(fn, name: str) -> bool:
+    """Whether ``fn`` takes keyword ``name`` (models built before conditioning do not)."""
+    return name in inspect.signature(fn).parameters
+
+
+def _build(bundle: Bundle, n_mels: int, r: int):
+    """The bundle's model, given its speaker table when the model builder takes one."""
+    if _accepts(build_model, "speakers"):
+        return build_model(bundle.cfg.model, n_mels, r, speakers=bundle.speakers)
+    return build_model(bundle.cfg.model, n_mels, r)
 
 
 def write_outputs(out_dir: Path, name: str, result: dict, spk: SpkConfig) -> Path:

@@ -9,7 +9,12 @@ A *pack* is a directory that converts speech with nothing else of the recipe
     model.pt       weights only, with tag/checkpoint/epoch/step/spk fingerprint
     vocoder.yaml   the vocoder: type and settings; for hifigan the generator files,
                    copied into vocoder/ (paths relative to the pack) or referenced
+    speakers.json  the tag's speaker/emotion table (embedding rows), as training wrote it
+    pairs.tsv      the speaker pairs of the spk (the default pair when there is one)
     README.txt     what it is and how to convert with it
+
+Packs made before speakers existed have neither file: they read as one-to-one
+(speakers ``src`` and ``tgt``).
 
 ``vc-convert --pack DIR --input WAV|FOLDER`` loads exactly these files
 (:func:`load_pack`).
@@ -21,7 +26,7 @@ import os
 import shutil
 import tarfile
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -32,8 +37,18 @@ from vc_toolkit.config import SpkConfig, TagConfig, build, to_dict
 from vc_toolkit.config.pin import read_fingerprint
 from vc_toolkit.config.resolve import dump_yaml, read_yaml
 from vc_toolkit.config.tag import Vocoder
+from vc_toolkit.data.labels import SPEAKERS_FILE, SpeakerTable
 from vc_toolkit.errors import UserError
 from vc_toolkit.features.stats import load_stats, save_stats
+from vc_toolkit.infer.speakers import (
+    LEGACY_PAIR,
+    PAIRS_FILE,
+    SpeakerPair,
+    read_pairs,
+    spk_pairs,
+    tag_table,
+    write_pairs,
+)
 from vc_toolkit.io import atomic_write_text
 from vc_toolkit.paths import Layout
 from vc_toolkit.records import code_version, load_tag_config, not_trained
@@ -59,6 +74,9 @@ class Bundle:
         step (int | None): optimizer step of the checkpoint.
         spk_fingerprint (str | None): fingerprint of the features it was trained on.
         origin (str): where it was loaded from (for messages and records).
+        speakers (SpeakerTable): the model's speaker/emotion table (``exp/<TAG>/speakers.json``;
+            one-to-one ``src``/``tgt`` when the tag has none).
+        pairs (list[SpeakerPair]): the speaker pairs of the spk, sorted.
     """
 
     tag: str
@@ -71,6 +89,8 @@ class Bundle:
     step: int | None = None
     spk_fingerprint: str | None = None
     origin: str = ""
+    speakers: SpeakerTable = field(default_factory=lambda: SpeakerTable(["src", "tgt"]))
+    pairs: list[SpeakerPair] = field(default_factory=lambda: [LEGACY_PAIR])
 
     def identity(self) -> dict:
         """What identifies the weights: tag, checkpoint, epoch, step, spk fingerprint."""
@@ -98,6 +118,7 @@ def load_tag_bundle(layout: Layout, tag: str, checkpoint: str = "best") -> Bundl
         raise UserError(f"features of spk '{cfg.spk}' are missing in {dump}; run {stage1}")
     spk_cfg = build(SpkConfig, read_yaml(dump / "config.yaml"), where=str(dump / "config.yaml"))
     recorded = state.get("spk_fingerprint")
+    pairs = spk_pairs(dump)
     current = (read_fingerprint(dump) or {}).get("fingerprint")
     if recorded and current and recorded != current:
         raise UserError(
@@ -116,6 +137,8 @@ def load_tag_bundle(layout: Layout, tag: str, checkpoint: str = "best") -> Bundl
         step=state.get("step"),
         spk_fingerprint=recorded,
         origin=str(path),
+        speakers=tag_table(layout.exp(tag) / SPEAKERS_FILE, pairs),
+        pairs=pairs,
     )
 
 
@@ -131,6 +154,7 @@ Spk          {cfg.spk}  ({spk.note or "no note"}), features fingerprint {bundle.
 Audio        {spk.sample_rate} Hz, hop {spk.feats.mel.hop_length}, {spk.feats.mel.n_mels} mel bins,
              reduction factor {spk.reduction_factor}
 Vocoder      {vocoder}
+Speakers     {_speakers_line(bundle)}
 Made by      vc_toolkit {__version__}
 
 Convert a wav file or every audio file in a folder (no corpus or exp/ needed);
@@ -143,9 +167,28 @@ Input audio goes through the same loading, resampling, silence trimming and
 feature analysis as the training data (spk.yaml), normalised with stats.npz.
 Each input gives <name>.wav and <name>.npz (log-mel, log-F0, energy, durations).
 
+{_pair_usage(bundle)}
 Files: config.yaml (resolved experiment config), spk.yaml (feature analysis),
-stats.npz (normalisation statistics), model.pt (weights), vocoder.yaml.
+stats.npz (normalisation statistics), model.pt (weights), vocoder.yaml,
+speakers.json (speaker table of the model), pairs.tsv (speaker pairs of the spk).
 """
+
+
+def _speakers_line(bundle: Bundle) -> str:
+    pairs = bundle.pairs
+    shown = pairs[0].name if len(pairs) == 1 else f"{len(pairs)} pairs"
+    return f"{', '.join(bundle.speakers.speakers)} ({shown})"
+
+
+def _pair_usage(bundle: Bundle) -> str:
+    if len(bundle.pairs) == 1:
+        return f"Conversions speak the pair {bundle.pairs[0].name} of the spk.\n"
+    p = bundle.pairs[0]
+    return (
+        f"The model knows {len(bundle.pairs)} speaker pairs: choose one, e.g.\n\n"
+        f"    vc-convert --pack PACK --input speech.wav --src_speaker {p.src_speaker} "
+        f"--tgt_speaker {p.tgt_speaker}\n"
+    )
 
 
 def _readable(folder: Path) -> None:
@@ -176,6 +219,8 @@ def write_pack(bundle: Bundle, out: Path, copy_vocoder: bool = True) -> Path:
         spk_header = f"# frozen config of spk '{bundle.cfg.spk}'"
         dump_yaml(bundle.spk_cfg, tmp / "spk.yaml", header=spk_header)
         save_stats(tmp / "stats.npz", bundle.stats)
+        bundle.speakers.save(tmp / SPEAKERS_FILE)
+        write_pairs(tmp / PAIRS_FILE, bundle.pairs)
         state = {"model": bundle.weights, **bundle.identity(), "code": code_version()}
         ckpt.save(tmp / "model.pt", state)
         voc_cfg = bundle.cfg.infer.vocoder
@@ -260,4 +305,6 @@ def load_pack(folder: str | Path) -> Bundle:
         step=state.get("step"),
         spk_fingerprint=state.get("spk_fingerprint"),
         origin=str(folder),
+        speakers=SpeakerTable.load(folder / SPEAKERS_FILE),
+        pairs=read_pairs(folder / PAIRS_FILE),
     )

@@ -11,7 +11,9 @@ spk's settings:
    frames, all cut to ``T``, a multiple of the reduction factor ``r``;
 4. segments: cut at the internal silences when ``sentence_duration`` (else one
    segment), as reduced-frame counts summing to ``T // r``;
-5. z-score with the *source* statistics of the spk's ``stats.npz``.
+5. z-score with the *source* statistics of the spk's ``stats.npz`` (the source
+   speaker's own ones with ``stats: per_speaker``, see
+   :func:`~vc_toolkit.features.stats.pair_stats`).
 
 A file that cannot give features raises :class:`UnusableAudioError` with one of
 :data:`REASONS`, using the spk's ``filters`` thresholds as stage 1 does.
@@ -45,6 +47,7 @@ from vc_toolkit.errors import UserError
 from vc_toolkit.features import extract, frontend, segments, stats
 from vc_toolkit.features.frontend import REASONS, Speech, UnusableAudioError
 from vc_toolkit.infer.convert import Converter, batches, write_outputs
+from vc_toolkit.infer.speakers import SpeakerPair
 
 __all__ = ["REASONS", "UnusableAudioError", "convert_files", "find_inputs", "source_features"]
 
@@ -132,7 +135,12 @@ def find_inputs(path: Path) -> tuple[list[Path], Path]:
 
 
 def convert_files(
-    conv: Converter, inputs: list[Path], base: Path, out_dir: Path, progress: bool = True
+    conv: Converter,
+    inputs: list[Path],
+    base: Path,
+    out_dir: Path,
+    progress: bool = True,
+    pair: SpeakerPair | None = None,
 ) -> tuple[list[Path], list[UnusableAudioError]]:
     """Convert audio files with no corpus: stage-1 source features, then :class:`Converter`.
 
@@ -142,20 +150,27 @@ def convert_files(
         base: Folder the inputs are relative to; ``out_dir`` mirrors its layout.
         out_dir: Where ``<name>.wav`` / ``<name>.npz`` go.
         progress: Show progress bars.
+        pair: The speakers of the conversion (default: the spk's only pair): sources are
+            normalised with the source speaker's statistics, the model is conditioned on
+            the pair and its output denormalised with the target speaker's statistics.
 
     Returns:
         ``(written wavs, unusable files)``: the errors name the file and what is wrong.
     """
     bundle = conv.bundle
+    if pair is None:
+        pair = SpeakerPair.of(conv.labels({}))
+    st = stats.pair_stats(bundle.stats, pair.src_speaker, pair.tgt_speaker)
     items, failed = [], []
     start = time.perf_counter()
     for path in tqdm(inputs, desc="features", unit="file", disable=not progress or len(inputs) < 2):
         try:
-            item = source_features(path, bundle.spk_cfg, bundle.stats)
+            item = source_features(path, bundle.spk_cfg, st)
         except UnusableAudioError as err:
             failed.append(err)
             continue
         item["name"] = path.relative_to(base).with_suffix("")
+        item["labels"] = pair.labels(item["utt_id"])
         items.append(item)
     conv.rtf.feature_seconds += time.perf_counter() - start
     written = []

@@ -2,6 +2,8 @@
 
 The model and its configs come from :func:`~vc_toolkit.infer.pack.load_tag_bundle`;
 the acoustic model and vocoder run in a :class:`~vc_toolkit.infer.convert.Converter`.
+Each utterance is converted with the speaker pair of its labels (``labels.tsv`` of the
+dump split); batches hold one pair each.
 """
 
 from __future__ import annotations
@@ -39,6 +41,18 @@ def _done(out_dir: Path, utt: str) -> bool:
     return (out_dir / f"{utt}.wav").is_file() and (out_dir / f"{utt}.npz").is_file()
 
 
+def _pair_batches(ds: DumpSplit, todo: list[int], size: int) -> list[list[int]]:
+    """Indices of ``todo`` in batches of one speaker pair each (pairs in sorted order)."""
+    by_pair: dict[str, list[int]] = {}
+    for i in todo:
+        by_pair.setdefault(ds.labels[ds.utt_ids[i]].pair, []).append(i)
+    out = []
+    for pair in sorted(by_pair):
+        idx = by_pair[pair]
+        out += batches(idx, [int(ds.src_frames[i]) for i in idx], size)
+    return out
+
+
 def run(
     layout: Layout,
     tag: str,
@@ -72,6 +86,9 @@ def run(
             logger.warning("    %s", line)
         force = True
     data = {s: DumpSplit(layout.dump(bundle.cfg.spk) / s) for s in splits}
+    for ds in data.values():  # a speaker the model has no row for: stop before converting
+        for lab in ds.labels.values():
+            bundle.speakers.ids(lab)
     todo = {
         s: [i for i, u in enumerate(ds.utt_ids) if force or not _done(root / s, u)]
         for s, ds in data.items()
@@ -94,9 +111,8 @@ def run(
     )  # fmt: skip
     bar = tqdm(total=pending, desc="stage 3: converting", unit="utt", disable=not progress)
     for split, ds in data.items():
-        lengths = [int(ds.src_frames[i]) for i in todo[split]]
-        for idx in batches(todo[split], lengths, infer.batch_size):
-            items = [ds[i] for i in idx]
+        for idx in _pair_batches(ds, todo[split], infer.batch_size):
+            items = [{**ds[i], "labels": ds.labels[ds.utt_ids[i]]} for i in idx]
             for item, res in zip(items, conv(items), strict=True):
                 write_outputs(root / split, item["utt_id"], res, bundle.spk_cfg)
             bar.update(len(idx))
