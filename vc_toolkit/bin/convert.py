@@ -19,6 +19,12 @@ modes:
   vc-convert --tag T --input x.wav|DIR [--output D]  any audio, features as the spk's
   vc-convert --pack exp/T/pack/best --input DIR      the same from a pack (no corpus, no exp/)
 
+speakers: stage 3 converts each dev/eval utterance with the speaker pair its spk defines.
+--input runs convert with --src_speaker A --tgt_speaker B (names of the model's speaker
+table): sources normalised with A's statistics, the model conditioned on A -> B, the
+output denormalised with B's statistics. When the spk has one pair, that pair is the
+default; otherwise both flags are required (the error lists the known speakers).
+
 stage 3 writes exp/<T>/convert/<C>/{dev,eval}/<utt>.{wav,npz} (npz: log-mel, log-F0,
 energy, durations), settings.json and rtf.json (real-time factors of the acoustic model
 and the vocoder). Finished utterances are skipped unless --force; other settings or a
@@ -29,6 +35,7 @@ examples:
   vc-convert --tag demo_conv --checkpoint best
   vc-convert --tag demo_conv --input my_voice.wav --pitch_scale 1.2 --output out/
   vc-convert --pack exp/demo_conv/pack/best --input recordings/ --output out/
+  vc-convert --tag demo_multi_pre --input my_voice.wav --src_speaker m3 --tgt_speaker f2
 """
 
 
@@ -58,6 +65,7 @@ def _standalone(args, layout) -> int:
     from vc_toolkit.infer.convert import Converter, resolve_infer, rtf_line
     from vc_toolkit.infer.pack import load_pack, load_tag_bundle
     from vc_toolkit.infer.source import convert_files, find_inputs
+    from vc_toolkit.infer.speakers import choose_pair
     from vc_toolkit.io import atomic_write_text
 
     inputs, base = find_inputs(Path(args.input))
@@ -67,14 +75,25 @@ def _standalone(args, layout) -> int:
     else:
         bundle = load_tag_bundle(layout, args.tag, args.checkpoint)
         infer = resolve_infer(bundle.cfg.infer, _overrides(args), layout)
+    pair = choose_pair(
+        bundle.pairs, bundle.speakers, bundle.stats,
+        args.src_speaker, args.tgt_speaker, args.src_emotion, args.tgt_emotion,
+    )  # fmt: skip
     out = Path(args.output)
     conv = Converter(bundle, infer, pick_device(args.device))
-    written, failed = convert_files(conv, inputs, base, out, progress=args.verbose > 0)
+    if len(bundle.pairs) > 1 or pair not in bundle.pairs:
+        logger.info("converting %s", pair.name)
+    written, failed = convert_files(conv, inputs, base, out, args.verbose > 0, pair)
     if len(inputs) == 1 and failed:
         raise UserError(f"cannot convert {failed[0]}")
     for err in failed:
         logger.error("skipped %s", err)
-    record = {**conv.rtf.as_dict(), "device": str(conv.device), "vocoder": infer.vocoder.type}
+    record = {
+        **conv.rtf.as_dict(),
+        "device": str(conv.device),
+        "vocoder": infer.vocoder.type,
+        "pair": pair.name,
+    }
     if written:
         atomic_write_text(out / "rtf.json", json.dumps(record, indent=2) + "\n")
     print(f"{len(written)} of {len(inputs)} files converted into {out}/; {rtf_line(record)}")
@@ -93,6 +112,11 @@ def _main(args, layout) -> int:
         return _standalone(args, layout)
     if args.output:
         raise UserError("--output is for --input runs; stage 3 writes exp/<TAG>/convert/")
+    for flag in SPEAKER_FLAGS:
+        if getattr(args, flag) is not None:
+            raise UserError(
+                f"--{flag} is for --input runs; stage 3 converts each pair its spk defines"
+            )
     from vc_toolkit.infer import stage
     from vc_toolkit.infer.convert import rtf_line
 
@@ -105,6 +129,18 @@ def _main(args, layout) -> int:
     return 0
 
 
+SPEAKER_FLAGS = ("src_speaker", "tgt_speaker", "src_emotion", "tgt_emotion")
+
+
+def add_speaker_options(p) -> None:
+    """The speaker pair of an ``--input`` run."""
+    g = p.add_argument_group("speakers (--input runs; default: the spk's only pair)")
+    g.add_argument("--src_speaker", help="who speaks the input (a speaker of the model)")
+    g.add_argument("--tgt_speaker", help="whose voice to convert to")
+    g.add_argument("--src_emotion", help="style of the input [neutral]")
+    g.add_argument("--tgt_emotion", help="style to convert to [neutral]")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = common.parser("vc-convert", __doc__, EPILOG)
     p.add_argument("--tag", help="trained experiment (exp/<TAG>)")
@@ -115,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--force", action="store_true", help="convert finished utterances again")
     p.add_argument("--input", help="a wav file or a folder of audio files (standalone mode)")
     p.add_argument("--output", default=None, help="standalone output folder [converted]")
+    add_speaker_options(p)
     add_infer_options(p)
     args = p.parse_args(argv)
     import torch  # after parsing, so --help stays fast

@@ -36,7 +36,6 @@ get none and no ``f0`` is stored.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -200,7 +199,9 @@ class Converter:
         self.infer = infer or bundle.cfg.infer
         self.device = torch.device(device)
         spk = bundle.spk_cfg
-        self.model = _build(bundle, spk.feats.mel.n_mels, spk.reduction_factor)
+        self.model = build_model(
+            bundle.cfg.model, spk.feats.mel.n_mels, spk.reduction_factor, speakers=bundle.speakers
+        )
         self.model.load_state_dict(bundle.weights)
         self.model.to(self.device).eval()
         self.vocoder = vocoder or build_vocoder(self.infer.vocoder, spk, self.device)
@@ -266,7 +267,7 @@ class Converter:
                 prosody=inf.prosody,
                 temperature=inf.temperature,
                 stats=st,
-                **({"cond": cond} if _accepts(self.model.infer, "cond") else {}),
+                cond=cond,
             )
             out = {k: v.detach().cpu() for k, v in out.items()}
         results = []
@@ -329,18 +330,6 @@ class Converter:
         results = self.acoustic(items)
         self.vocode(results, items)
         return results
-
-
-def _accepts(fn, name: str) -> bool:
-    """Whether ``fn`` takes keyword ``name`` (models built before conditioning do not)."""
-    return name in inspect.signature(fn).parameters
-
-
-def _build(bundle: Bundle, n_mels: int, r: int):
-    """The bundle's model, given its speaker table when the model builder takes one."""
-    if _accepts(build_model, "speakers"):
-        return build_model(bundle.cfg.model, n_mels, r, speakers=bundle.speakers)
-    return build_model(bundle.cfg.model, n_mels, r)
 
 
 def write_outputs(out_dir: Path, name: str, result: dict, spk: SpkConfig) -> Path:
