@@ -5,6 +5,20 @@ silence trimming, sentence segmentation, STFT/mel/pitch settings, the
 reduction factor and the split. Changing any of these makes a new spk
 (e.g. ``N2C_2`` → ``N2C_4``); the frozen copy in ``dump/<SPK>/config.yaml``
 guards against silent changes (see :mod:`vc_toolkit.config.pin`).
+
+A spk holds one corpus block (``corpus:``) or several (``corpora:``). Each labels
+its audio with speakers and emotions: one-to-one recipes name their two sides
+(``src_speaker``/``tgt_speaker``, default ``src``/``tgt``; JVS ids; ``jsut``/``jsss``),
+many-speaker ones (``jvs`` with ``speakers``, ``labeled``, ``demo_multi``) pair every
+two of their voices. ``pairs:`` restricts the ordered voice pairs (see
+:mod:`vc_toolkit.prepare.pairs`). For example::
+
+    corpora:
+      - {name: parallel, src_wav_root: wav/alice, tgt_wav_root: wav/bob,
+         src_speaker: alice, tgt_speaker: bob}
+      - {name: labeled, root: wav/studio, labels_from: pattern,
+         regex: '(?P<speaker>[^/]+)/(?P<emotion>[^/_]+)_(?P<sentence>\\d+)\\.wav'}
+    pairs: [[alice, bob], [carol:happy, bob]]
 """
 
 from __future__ import annotations
