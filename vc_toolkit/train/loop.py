@@ -87,6 +87,7 @@ class Trainer(RunLoop):
             "optimizer": exp.optimizer.state_dict(),
             "scheduler": exp.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if _amp(exp) else None,
+            "speakers": exp.speakers.as_dict(),
         }
 
     # ---- one step ----------------------------------------------------------------------

@@ -4,7 +4,9 @@ A tag with ``pretrain: {tag: A, checkpoint: epoch100, ...}`` starts from A's
 weights (and, with ``reset_optimizer: false``, A's optimizer and schedule).
 Chains may be long (A → B → C); a cycle is an error. What was loaded, skipped
 or missing is printed as a report, and the whole ancestry (tag, checkpoint,
-epoch/step, spk fingerprint) is written to ``exp/<TAG>/lineage.json``.
+epoch/step, spk fingerprint) is written to ``exp/<TAG>/lineage.json``, with the tag's
+speakers and the parent rows that seeded its new ones. Speaker/emotion embedding tables
+are matched by name (:mod:`vc_toolkit.train.speakers`), not by row.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from vc_toolkit.config import ConfigError, TagConfig, load_tag
 from vc_toolkit.config.pin import read_fingerprint
 from vc_toolkit.config.resolve import flatten, read_yaml
 from vc_toolkit.config.tag import Pretrain
+from vc_toolkit.data.labels import SpeakerTable
 from vc_toolkit.errors import UserError
 from vc_toolkit.paths import Layout
+from vc_toolkit.train.speakers import map_rows
 
 logger = log.get("pretrain")
 #: spk keys that must agree for weights to transfer
@@ -125,6 +129,9 @@ class LoadReport:
     mismatched: list[str] = field(default_factory=list)
     excluded: list[str] = field(default_factory=list)
     frozen: list[str] = field(default_factory=list)
+    tables: list[str] = field(default_factory=list)
+    grown: list[str] = field(default_factory=list)
+    seeded_rows: dict[str, dict[str, list[int]]] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         out = []
@@ -137,11 +144,50 @@ class LoadReport:
                 f"{name:>10}: {len(items):4d}"
                 + (f"  {shown}" if items and name != "loaded" else "")
             )
-        return out
+        return out + self.tables
+
+
+def _map_tables(
+    model: nn.Module,
+    weights: dict,
+    exclude: list[str],
+    speakers: tuple[SpeakerTable, SpeakerTable],
+    report: LoadReport,
+) -> dict[str, torch.Tensor]:
+    """The model's embedding tables filled by name from the parent's (report updated)."""
+    tables = model.embedding_tables() if hasattr(model, "embedding_tables") else {}
+    own, mapped, listed = model.state_dict(), {}, set()
+    fresh = [n for n in tables if n not in weights and not _prefix_match(n, exclude)]
+    if fresh:
+        has_any = any(k.startswith("conditioning.") for k in weights)
+        why = "other conditioning tables (share/emotion differ)" if has_any else "no conditioning"
+        report.tables.append(
+            f"speaker tables: the parent has {why}; {', '.join(fresh)} stay freshly initialised"
+        )
+    for name, kind in tables.items():
+        tensor = weights.get(name)
+        if _prefix_match(name, exclude) or tensor is None:
+            continue
+        if tensor.ndim != 2 or tensor.shape[1] != own[name].shape[1]:
+            continue  # another embedding size: reported as mismatched
+        rows, lines, seeds = map_rows(tensor, kind, *speakers)
+        mapped[name] = rows
+        if tuple(rows.shape) != tuple(tensor.shape):
+            report.grown.append(f"{name} {tuple(tensor.shape)}->{tuple(rows.shape)}")
+        if kind not in listed:
+            listed.add(kind)
+            report.tables += lines
+            report.seeded_rows[kind] = seeds
+    return mapped
 
 
 def load_weights(
-    model: nn.Module, weights: dict, strict: bool, exclude: list[str], freeze: list[str]
+    model: nn.Module,
+    weights: dict,
+    strict: bool,
+    exclude: list[str],
+    freeze: list[str],
+    speakers: tuple[SpeakerTable, SpeakerTable] | None = None,
 ) -> LoadReport:
     """Copy matching tensors of ``weights`` into ``model``.
 
@@ -151,6 +197,8 @@ def load_weights(
         strict: Any missing, unexpected or shape-mismatched name is an error.
         exclude: Name prefixes (or globs) not loaded.
         freeze: Name prefixes (or globs) whose parameters get ``requires_grad = False``.
+        speakers: ``(parent table, child table)``: the model's embedding tables are filled
+            by name (:func:`~vc_toolkit.train.speakers.map_rows`) instead of by shape.
 
     Returns:
         The :class:`LoadReport`.
@@ -161,7 +209,12 @@ def load_weights(
     own = model.state_dict()
     report = LoadReport()
     to_load = {}
+    if speakers is not None:
+        to_load = _map_tables(model, weights, exclude, speakers, report)
+        report.loaded += list(to_load)
     for name, tensor in weights.items():
+        if name in to_load:
+            continue
         if _prefix_match(name, exclude):
             report.excluded.append(name)
         elif name not in own:
@@ -208,6 +261,7 @@ def check_optimizer_transfer(pcfg: Pretrain, report: LoadReport) -> None:
         f"{len(names)} {what} ({some(names)})"
         for names, what in (
             (report.mismatched, "parameters have another shape"),
+            (report.grown, "embedding tables have new rows (new speakers)"),
             (report.missing, "parameters are not in the pretrain checkpoint"),
             (report.unexpected, "pretrain parameters are not in this model"),
         )
@@ -220,7 +274,7 @@ def check_optimizer_transfer(pcfg: Pretrain, report: LoadReport) -> None:
     if not causes:
         return
     fixes = ["set reset_optimizer: true"]
-    if report.mismatched or report.missing or report.unexpected:
+    if report.mismatched or report.missing or report.unexpected or report.grown:
         fixes.append("give the model the pretrain tag's sizes")
     if pcfg.exclude or pcfg.freeze:
         fixes.append("drop " + "/".join(k for k in ("exclude", "freeze") if getattr(pcfg, k)))
@@ -251,11 +305,24 @@ def lineage_entry(tag: str, layout: Layout, ckpt_path: Path, state: dict, cfg: T
 
 
 def write_lineage(
-    exp_dir: Path, tag: str, cfg: TagConfig, parent: dict | None, layout: Layout
+    exp_dir: Path,
+    tag: str,
+    cfg: TagConfig,
+    parent: dict | None,
+    layout: Layout,
+    speakers: SpeakerTable | None = None,
+    seeded_rows: dict[str, dict[str, list[int]]] | None = None,
 ) -> list[dict]:
-    """Write ``lineage.json``: this tag, then its ancestors (nearest first)."""
+    """Write ``lineage.json``: this tag, then its ancestors (nearest first).
+
+    The tag's row also holds its ``speakers`` table (names, ``seeded_from``) and
+    ``seeded_rows``: ``{"speakers"|"emotions": {new name: parent rows it was seeded from}}``.
+    """
     fp = read_fingerprint(layout.dump(cfg.spk)) or {}
     me = {"tag": tag, "spk": cfg.spk, "spk_fingerprint": fp.get("fingerprint")}
+    if speakers is not None:
+        me["speakers"] = speakers.as_dict()
+        me["seeded_rows"] = seeded_rows or {}
     chain_rows = [me]
     if parent is not None:
         parent_lineage = layout.exp(parent["tag"]) / "lineage.json"

@@ -4,6 +4,10 @@
 tag config unchanged since its first run), builds data loaders, model, loss,
 optimizer and schedule, and restores state: from the tag's own checkpoint when
 one exists (exact resume), else from the pretrain tag when configured.
+
+The tag's speaker table (:mod:`vc_toolkit.train.speakers`) sizes the model's
+conditioning tables, maps every utterance's labels to ids for the batches, and is
+written to ``exp/<TAG>/speakers.json`` (and into every checkpoint).
 """
 
 from __future__ import annotations
@@ -25,13 +29,14 @@ from vc_toolkit.config import SpkConfig, TagConfig, load_spk, load_tag
 from vc_toolkit.config.pin import check_frozen, freeze, read_fingerprint
 from vc_toolkit.data.batch import collate
 from vc_toolkit.data.dump import DumpSplit
+from vc_toolkit.data.labels import SPEAKERS_FILE, SpeakerTable
 from vc_toolkit.device import pick_device
 from vc_toolkit.errors import UserError
 from vc_toolkit.features.stats import load_stats
 from vc_toolkit.models import build_model, loss_names, loss_sources
 from vc_toolkit.models.loss import VCLoss
 from vc_toolkit.paths import Layout, checkpoints_dir
-from vc_toolkit.train import pretrain
+from vc_toolkit.train import pretrain, speakers
 from vc_toolkit.train.ddp import World
 from vc_toolkit.train.sampler import GroupedBatchSampler
 from vc_toolkit.train.scheduler import LRSchedule
@@ -100,6 +105,7 @@ class Experiment:
     pretrain_report: pretrain.LoadReport | None = None
     lineage: list[dict] = field(default_factory=list)
     write: bool = True
+    speakers: SpeakerTable = field(default_factory=lambda: SpeakerTable(["src", "tgt"]))
 
     @property
     def core(self) -> nn.Module:
@@ -108,30 +114,42 @@ class Experiment:
 
     def train_loader(self, generator: torch.Generator | None = None) -> torch.utils.data.DataLoader:
         return _loader(
-            self.train_set, self.sampler, self.cfg.train.num_workers, self.device, generator
+            self.train_set,
+            self.sampler,
+            self.cfg.train.num_workers,
+            self.device,
+            self.speakers,
+            generator,
         )
 
     def dev_loader(self) -> torch.utils.data.DataLoader:
         sampler = GroupedBatchSampler(
             self.dev_set.tgt_frames, self.cfg.train.batch_size, shuffle=False
         )
-        return _loader(self.dev_set, sampler, 0, self.device)
+        return _loader(self.dev_set, sampler, 0, self.device, self.speakers)
 
 
 class _Items(torch.utils.data.Dataset):
-    def __init__(self, split: DumpSplit):
+    """The items of a split with their speaker/emotion ids (rows of ``table``).
+
+    Raises:
+        LabelError: an utterance names a speaker or emotion the table lacks.
+    """
+
+    def __init__(self, split: DumpSplit, table: SpeakerTable):
         self.split = split
+        self.ids = [table.ids(split.labels[utt]) for utt in split.utt_ids]
 
     def __len__(self) -> int:
         return len(self.split)
 
     def __getitem__(self, i: int) -> dict:
-        return self.split[i]
+        return {**self.split[i], **self.ids[i]}
 
 
-def _loader(split, sampler, workers, device, generator=None) -> torch.utils.data.DataLoader:
+def _loader(split, sampler, workers, device, table, generator=None) -> torch.utils.data.DataLoader:
     return torch.utils.data.DataLoader(
-        _Items(split),
+        _Items(split, table),
         batch_sampler=sampler,
         collate_fn=collate,
         num_workers=workers,
@@ -230,7 +248,8 @@ def setup(
     train_set, dev_set = DumpSplit(dump / "train"), DumpSplit(dump / "dev")
     stats = load_stats(dump / "stats.npz")
     n_mels = int(spk_cfg.feats.mel.n_mels)
-    model = build_model(cfg.model, n_mels, spk_cfg.reduction_factor).to(dev)
+    table = speakers.tag_table(cfg, layout)
+    model = build_model(cfg.model, n_mels, spk_cfg.reduction_factor, speakers=table).to(dev)
     if cfg.pretrain is not None:
         pretrain.apply_freeze(model, cfg.pretrain.freeze)
     if write:  # frozen only once the model builds: a failed first start leaves no config behind
@@ -265,6 +284,7 @@ def setup(
         stats=stats,
         fingerprint=fp,
         write=write,
+        speakers=table,
     )
     exp.scheduler = LRSchedule(
         cfg.train.scheduler,
@@ -273,6 +293,8 @@ def setup(
         exp.optimizer,
     )
     _restore(exp, resume_from)
+    if write:
+        table.save(exp_dir / SPEAKERS_FILE)
     if world.distributed:
         exp.model = nn.parallel.DistributedDataParallel(
             model, device_ids=[world.local_rank] if dev.type == "cuda" else None
@@ -292,6 +314,7 @@ def _restore(exp: Experiment, resume_from: str | None) -> None:
                 f"(fingerprint {recorded} -> {exp.fingerprint['fingerprint']}); "
                 "start the tag over with --force"
             )
+        speakers.check_resumed(state.get("speakers"), exp.speakers, exp.tag)
         exp.core.load_state_dict(state["model"])
         exp.optimizer.load_state_dict(state["optimizer"])
         exp.scheduler.load_state_dict(state["scheduler"])
@@ -313,7 +336,9 @@ def _restore(exp: Experiment, resume_from: str | None) -> None:
         )
     if exp.cfg.pretrain is None:
         if exp.write:
-            exp.lineage = pretrain.write_lineage(exp.exp_dir, exp.tag, exp.cfg, None, exp.layout)
+            exp.lineage = pretrain.write_lineage(
+                exp.exp_dir, exp.tag, exp.cfg, None, exp.layout, exp.speakers
+            )
         return
     _load_pretrain(exp)
 
@@ -333,7 +358,15 @@ def _load_pretrain(exp: Experiment) -> None:
             "(or add --with_pretrain)"
         ) from None
     state = checkpoint.load(path)
-    report = pretrain.load_weights(exp.core, state["model"], pcfg.strict, pcfg.exclude, pcfg.freeze)
+    parent_table = speakers.parent_table(pcfg.tag, layout)
+    report = pretrain.load_weights(
+        exp.core,
+        state["model"],
+        pcfg.strict,
+        pcfg.exclude,
+        pcfg.freeze,
+        speakers=(parent_table, exp.speakers),
+    )
     exp.pretrain_report = report
     logger.info("initialised from pretrain tag '%s' (%s):", pcfg.tag, layout.shown(path))
     for line in report.lines():
@@ -349,4 +382,6 @@ def _load_pretrain(exp: Experiment) -> None:
         )
     entry = pretrain.lineage_entry(pcfg.tag, layout, path, state, parent_cfg)
     if exp.write:
-        exp.lineage = pretrain.write_lineage(exp.exp_dir, exp.tag, exp.cfg, entry, layout)
+        exp.lineage = pretrain.write_lineage(
+            exp.exp_dir, exp.tag, exp.cfg, entry, layout, exp.speakers, report.seeded_rows
+        )
