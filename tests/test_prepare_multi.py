@@ -336,3 +336,16 @@ def test_demo_multi_caches_audio_per_voice(root):
     assert sorted((root / "data/_corpora").iterdir()) == folders
     ids = read_labels(root / "data/dm/train/labels.tsv")
     assert any(u.startswith("m3-fast__f1__harvard_24") for u in ids)
+
+
+@pytest.mark.parametrize(
+    "corpus",
+    [
+        {"name": "demo", "src_speaker": "al ice"},
+        {"name": "parallel", "src_wav_root": "a", "tgt_wav_root": "b", "tgt_emotion": ""},
+        {"name": "demo_multi", "voices": [{"speaker": "a"}, {"speaker": "a"}]},
+    ],
+)
+def test_bad_speaker_names_are_config_errors(corpus):
+    with pytest.raises(ConfigError, match="must be non-empty|names a twice"):
+        build(SpkConfig, {"corpus": corpus})

@@ -46,6 +46,21 @@ class Voice:
     pause_ms: int = opt(300, "pause inserted at the phrase break of long sentences, ms", min=0)
 
 
+def _check_pad(pad_ms: list[int]) -> None:
+    if len(pad_ms) != 2 or not 0 <= pad_ms[0] <= pad_ms[1]:
+        raise ValueError(f"corpus.pad_ms must be [min, max] with 0 <= min <= max, got {pad_ms}")
+
+
+def _check_name(name: str, what: str) -> None:
+    if not name or any(c.isspace() for c in name) or "->" in name or "__" in name:
+        raise ValueError(f"{what} {name!r} must be non-empty, without spaces, '->' or '__'")
+
+
+def _check_sides(corpus: object) -> None:
+    for key in ("src_speaker", "tgt_speaker", "src_emotion", "tgt_emotion"):
+        _check_name(getattr(corpus, key), f"corpus.{key}")
+
+
 @dataclass(kw_only=True)
 class DemoCorpus:
     """Parallel corpus synthesised locally with espeak-ng (no download)."""
@@ -75,6 +90,7 @@ class DemoCorpus:
 
     def validate(self) -> None:
         _check_pad(self.pad_ms)
+        _check_sides(self)
 
 
 @dataclass(kw_only=True)
@@ -89,6 +105,9 @@ class ParallelCorpus:
     tgt_speaker: str = added_later(opt("tgt", "speaker name of the target side"))
     src_emotion: str = added_later(opt(NEUTRAL, "emotion/style name of the source side"))
     tgt_emotion: str = added_later(opt(NEUTRAL, "emotion/style name of the target side"))
+
+    def validate(self) -> None:
+        _check_sides(self)
 
 
 @dataclass(kw_only=True)
@@ -126,16 +145,6 @@ class NamedVoice(Voice):
 
     speaker: str = opt(help="speaker name (the same name in two entries = two styles of it)")
     emotion: str = opt(NEUTRAL, "emotion/style name")
-
-
-def _check_pad(pad_ms: list[int]) -> None:
-    if len(pad_ms) != 2 or not 0 <= pad_ms[0] <= pad_ms[1]:
-        raise ValueError(f"corpus.pad_ms must be [min, max] with 0 <= min <= max, got {pad_ms}")
-
-
-def _check_name(name: str, what: str) -> None:
-    if not name or any(c.isspace() for c in name) or "->" in name or "__" in name:
-        raise ValueError(f"{what} {name!r} must be non-empty, without spaces, '->' or '__'")
 
 
 @dataclass(kw_only=True)
@@ -226,8 +235,8 @@ def voice_key(speaker: str, emotion: str = NEUTRAL) -> str:
 class Split:
     """Deterministic train/dev/eval split, made once at stage 0 and reused."""
 
-    dev: int = opt(10, "number of dev utterances", min=1)
-    eval: int = opt(10, "number of eval utterances", min=1)
+    dev: int = opt(10, "number of dev sentences (every pair reading one is in dev)", min=1)
+    eval: int = opt(10, "number of eval sentences (every pair reading one is in eval)", min=1)
     seed: int = opt(0, "seed of the split shuffle")
     train: int | None = added_later(
         opt(
@@ -345,7 +354,7 @@ class SpkConfig:
         1, "frames per model step (r); durations count reduced frames", min=1
     )
     split: Split = sub(Split, "dev/eval split")
-    exclude: list[str] = opt(factory=list, help="utterance ids left out of every split")
+    exclude: list[str] = opt(factory=list, help="utterance or sentence ids left out of every split")
     trim: Trim = sub(Trim, "silence trimming")
     sentence_duration: bool = opt(True, "store per-segment frame counts (for prosody models)")
     feats: Feats = sub(Feats, "feature extraction")
