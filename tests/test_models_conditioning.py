@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from factories import random_batch, tiny_config
 
-from vc_toolkit.config import ConfigError, build
+from vc_toolkit.config import ConfigError, build, load_tag
+from vc_toolkit.config.core import pinned_dict
 from vc_toolkit.config.tag import SITES, Conditioning, TagConfig
 from vc_toolkit.data.labels import ID_KEYS, SpeakerTable
 from vc_toolkit.models import CONDITIONING, build_model
 from vc_toolkit.models.conditioning import EmbeddingConditioning
 
+REPO = Path(__file__).resolve().parents[1]
 TABLE = SpeakerTable(speakers=["a", "b", "c"], emotions=["neutral", "happy"])
 FRAMES = dict(src_frames=[8, 6], tgt_frames=[10, 6], n_segs=[2, 1])
 BASE = {"src_spk": [0, 1], "tgt_spk": [2, 2], "src_emo": [0, 0], "tgt_emo": [0, 0]}
@@ -182,3 +186,12 @@ def test_bad_conditioning_blocks_are_one_line_errors(block, message):
 def test_an_empty_site_list_is_fine_without_conditioning():
     cfg = build(TagConfig, {"spk": "x", "model": {"conditioning": {"sites": []}}})
     assert cfg.model.conditioning.type == "none"
+
+
+@pytest.mark.parametrize("tag", sorted(p.stem for p in (REPO / "conf/tag").glob("demo_*.yaml")))
+def test_the_shipped_one_to_one_tags_keep_their_model_and_fingerprint(tag):
+    cfg = load_tag(tag, REPO)
+    assert cfg.model.conditioning == Conditioning()  # type none: no parameters
+    pinned = pinned_dict(cfg)
+    assert "conditioning" not in pinned["model"]
+    assert "speaker_init" not in (pinned.get("pretrain") or {})

@@ -33,6 +33,7 @@ from vc_toolkit import checkpoint, log
 from vc_toolkit.config import SpkConfig, VocConfig, load_spk, load_voc
 from vc_toolkit.data.batch import collate
 from vc_toolkit.data.dump import DumpSplit
+from vc_toolkit.data.labels import SPEAKERS_FILE, SpeakerTable
 from vc_toolkit.data.vocoder import gt_aligned_pair, make_pair, save_pair
 from vc_toolkit.device import pick_device
 from vc_toolkit.errors import UserError
@@ -125,7 +126,9 @@ def _gta_pairs(layout: Layout, cfg: VocConfig, spk_cfg: SpkConfig, exp_dir: Path
             f"'{cfg.spk}'; fine-tune on the vocoder's own spk"
         )
     state = checkpoint.load(checkpoint.resolve(layout.checkpoints(ft.tag), ft.checkpoint))
-    model = build_model(tag_cfg.model, spk_cfg.feats.mel.n_mels, spk_cfg.reduction_factor)
+    table = SpeakerTable.load(layout.exp(ft.tag) / SPEAKERS_FILE)
+    n_mels, r = spk_cfg.feats.mel.n_mels, spk_cfg.reduction_factor
+    model = build_model(tag_cfg.model, n_mels, r, speakers=table)
     model.load_state_dict(state["model"])
     model.eval()
     stats = load_stats(layout.dump(cfg.spk) / "stats.npz")
@@ -139,7 +142,7 @@ def _gta_pairs(layout: Layout, cfg: VocConfig, spk_cfg: SpkConfig, exp_dir: Path
             paths[split].append(out)
             if out.is_file():
                 continue
-            item = data[i]
+            item = {**data[i], **table.ids(data.labels[utt])}  # with its speaker ids
             with torch.no_grad():
                 mel = model(collate([item]))["post_mel"][0].numpy()
             audio = frontend.load_speech(layout.resolve(listed[utt]), spk_cfg).samples
