@@ -12,6 +12,7 @@ from conftest import REPO, write_conf
 from vc_toolkit.bin import report as report_cli
 from vc_toolkit.config import SpkConfig, TagConfig, build
 from vc_toolkit.config.resolve import dump_yaml
+from vc_toolkit.data.labels import Labels, SpeakerTable, write_labels
 from vc_toolkit.errors import UserError
 from vc_toolkit.eval.report import COLUMN_KEYS, leaderboard, render, select_tags, write_leaderboard
 from vc_toolkit.eval.report_diff import tag_diff
@@ -295,3 +296,84 @@ def test_cli_and_wrappers(exp_root, tmp_path, capsys):
         path = REPO / "utils" / f"{script}.sh"
         assert subprocess.run(["bash", "-n", str(path)]).returncode == 0
         assert f"vc-report {command}" in path.read_text() and ". ./path.sh" in path.read_text()
+
+
+def _labels(root, spk, split, pairs):
+    """A packed split's manifest and labels: utterance ``u<i>`` speaks ``pairs[i]``."""
+    folder = root / "dump" / spk / split
+    folder.mkdir(parents=True, exist_ok=True)
+    utts = [f"{split}{i}" for i in range(len(pairs))]
+    manifest = ["utt_id\tsrc_frames\ttgt_frames\tn_seg", *(f"{u}\t4\t4\t1" for u in utts)]
+    (folder / "manifest.tsv").write_text("\n".join(manifest) + "\n")
+    rows = {u: Labels(u, *p.split("->")) for u, p in zip(utts, pairs, strict=True)}
+    write_labels(folder / "labels.tsv", rows)
+
+
+def _pair_block(mcd, floor_mcd, n=2):
+    side = {"mcd": {"mean": mcd}, "f0_rmse_hz": {"mean": 20.0 + mcd}}
+    return {
+        "converted": side,
+        "source": {"mcd": {"mean": floor_mcd}, "f0_rmse_hz": {"mean": 50.0}},
+        "vocoder": {},
+        "counts": {"listed": n, "scored": n},
+    }
+
+
+@pytest.fixture
+def pairs_root(exp_root):
+    """s1 holds pairs a->b, a->c, b->a (N2C_1 evaluated per pair); s2 the pair m3->f2."""
+    _labels(exp_root, "s1", "dev", ["a->b", "a->c"])
+    _labels(exp_root, "s1", "eval", ["b->a", "a->b"])
+    _labels(exp_root, "s2", "eval", ["m3->f2"])
+    exp = exp_root / "exp"
+    SpeakerTable(speakers=["a", "b", "c"]).save(exp / "N2C_1" / "speakers.json")
+    ft = SpeakerTable(speakers=["a", "b", "c", "m3", "f2"], seeded_from={"m3": "a", "f2": "mean"})
+    ft.save(exp / "N2C_10" / "speakers.json")
+    path = exp / "N2C_1" / "eval" / "best" / "summary.json"
+    summary = json.loads(path.read_text())
+    summary["per_pair"] = {
+        p: {"src": p[0], "tgt": p[-1], "splits": {"eval": _pair_block(m, f)}, "overall": {}}
+        for p, m, f in (("a->b", 6.0, 9.5), ("b->a", 8.0, 9.0))
+    }
+    path.write_text(json.dumps(summary))
+    return exp_root
+
+
+def test_leaderboard_shows_the_pairs_of_each_tag(pairs_root):
+    rows = {r["tag"]: r for r in _csv(leaderboard(Layout(pairs_root)))}
+    assert rows["N2C_1"]["pairs"] == rows["N2C_2"]["pairs"] == "3 pairs (3 speakers)"
+    assert rows["N2C_10"]["pairs"] == "m3->f2"
+    assert "pairs" in COLUMN_KEYS
+    table = render(leaderboard(Layout(pairs_root)), "table").splitlines()
+    assert table[0].split()[:4] == ["tag", "spk", "pretrain", "pairs"]
+    assert [r.tag for r in leaderboard(Layout(pairs_root), sort="pairs")][0] == "N2C_1"
+
+
+def test_pairs_come_from_the_evaluation_without_a_dump(exp_root):
+    path = exp_root / "exp" / "N2C_2" / "eval" / "latest" / "summary.json"
+    summary = json.loads(path.read_text())
+    summary["per_pair"] = {"x->y": {}, "y->x": {}}
+    path.write_text(json.dumps(summary))
+    rows = {r["tag"]: r for r in _csv(leaderboard(Layout(exp_root)))}
+    assert rows["N2C_2"]["pairs"] == "2 pairs (2 speakers)" and rows["N2C_1"]["pairs"] == ""
+
+
+def test_memo_and_diff_show_speakers_and_pairs(pairs_root):
+    text = memo(Layout(pairs_root))
+    n1 = text[text.index("### N2C_1") : text.index("### N2C_2")]
+    assert "- pairs: 3 pairs (3 speakers): a->b, a->c, b->a" in n1
+    assert "- speakers of the model: a, b, c" in n1
+    assert "  | pair | n | MCD | src MCD | voc MCD | F0 RMSE | src F0 RMSE | voc F0 RMSE |" in n1
+    assert "  | a->b | 2 | 6.00 | 9.50 | - | 26.0 | 50.0 | - |" in n1
+    assert "  | b->a | 2 | 8.00 | 9.00 | - | 28.0 | 50.0 | - |" in n1
+    n10 = text[text.index("### N2C_10") :]
+    assert "- pairs: m3->f2\n" in n10 and "| pair |" not in n10
+    assert "- new speaker rows seeded: f2 from mean, m3 from a" in n10
+    lines = tag_diff(Layout(pairs_root), "N2C_1", "N2C_10")
+    section = lines[lines.index("== speakers (A -> B) ==") + 1 :]
+    assert section[0] == "pairs: 3 pairs (3 speakers) -> m3->f2"
+    assert section[1] == "speakers of the model: a, b, c -> a, b, c, m3, f2"
+    assert section[2] == "pairs only in A: a->b, a->c, b->a"
+    assert section[3] == "pairs only in B: m3->f2"
+    same = tag_diff(Layout(pairs_root), "N2C_1", "N2C_2")
+    assert "pairs: 3 pairs (3 speakers)" in same

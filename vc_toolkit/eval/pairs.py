@@ -32,9 +32,11 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-from vc_toolkit.data.labels import LABELS_FILE, Labels, read_labels
+from vc_toolkit.data.labels import LABELS_FILE, LabelError, Labels, read_labels
 from vc_toolkit.eval.metrics import METRIC_KEYS
+from vc_toolkit.infer.speakers import dump_labels
 from vc_toolkit.io import atomic_write_text
+from vc_toolkit.paths import Layout
 
 PAIRS_TSV = "pairs.tsv"
 BLOCK_SIDES = {"conv": "converted", "floor": "source", "voc": "vocoder"}
@@ -120,3 +122,31 @@ def pair_table(pairs: dict[str, dict], split: str = "overall") -> list[str]:
             f"  {f0[0]:>7} {f0[1]:>6} {f0[2]:>6}"
         )
     return lines
+
+
+def pairs_text(pairs: list[str]) -> str:
+    """What a report shows of a tag's pairs: the pair, or their and their speakers' counts.
+
+    Example:
+        >>> pairs_text(["m3->f2"]), pairs_text(["a->b", "b->a", "a:happy->c"])
+        ('m3->f2', '3 pairs (3 speakers)')
+    """
+    if len(pairs) == 1:
+        return pairs[0]
+    speakers = {v.split(":")[0] for p in pairs for v in p.split("->")}
+    return f"{len(pairs)} pairs ({len(speakers)} speakers)"
+
+
+def tag_pairs(layout: Layout, spk: str | None, evals: dict[str, dict]) -> list[str] | None:
+    """Pairs of the spk's packed splits, else those of an evaluation; None if neither."""
+    if spk:
+        try:
+            labels = dump_labels(layout.dump(spk))
+        except LabelError:
+            labels = {}
+        if labels:
+            return sorted({lab.pair for lab in labels.values()})
+    for summary in evals.values():
+        if summary.get("per_pair"):
+            return sorted(summary["per_pair"])
+    return None

@@ -2,8 +2,10 @@
 
 Everything here only reads what the stages wrote (nothing is recomputed):
 ``exp/<T>/config.yaml`` (frozen resolved config), ``summary.json`` (training),
-``history.jsonl`` (loss curves), ``lineage.json`` (pretrain ancestry) and
-``eval/<C>/summary.json`` (stage 4). Missing pieces show as ``-``.
+``history.jsonl`` (loss curves), ``lineage.json`` (pretrain ancestry),
+``speakers.json`` (the model's speaker table), ``eval/<C>/summary.json`` (stage 4) and
+the speaker pairs of the tag's spk (``dump/<SPK>/<split>/labels.tsv``; else the pairs
+of its evaluation). Missing pieces show as ``-``.
 
 * :func:`leaderboard`: one row per tag (columns in :data:`COLUMNS`), sortable,
   rendered as an aligned table, Markdown or CSV (:func:`render`).
@@ -61,6 +63,8 @@ class TagRecord:
         summary (dict | None): training summary.
         lineage (list | None): this tag, then its pretrain ancestors.
         evals (dict): checkpoint name → stage-4 summary.
+        speakers (list | None): speaker names of the model's table (``speakers.json``).
+        pairs (list | None): the speaker pairs of its spk (``src->tgt`` names, sorted).
     """
 
     tag: str
@@ -69,6 +73,25 @@ class TagRecord:
     summary: dict | None = None
     lineage: list | None = None
     evals: dict[str, dict] = field(default_factory=dict)
+    speakers: list[str] | None = None
+    pairs: list[str] | None = None
+
+    @property
+    def pairs_label(self) -> str | None:
+        """``m3->f2``, or ``30 pairs (6 speakers)``; None when unknown."""
+        from vc_toolkit.eval.pairs import pairs_text
+
+        return pairs_text(self.pairs) if self.pairs else None
+
+    def eval_pairs(self, split: str = "eval") -> dict[str, dict]:
+        """Per-pair blocks of ``split`` (or ``overall``) of the preferred evaluation."""
+        summary = self.evals.get(self.eval_checkpoint or "") or {}
+        out = {}
+        for pair, entry in (summary.get("per_pair") or {}).items():
+            block = entry.get("overall") if split == "overall" else entry["splits"].get(split)
+            if block is not None:
+                out[pair] = {**entry, "splits": {split: block}, "overall": block}
+        return out
 
     def get(self, dotted: str, default: Any = None) -> Any:
         """A value of the frozen config by dotted key (``train.batch_size``)."""
@@ -151,6 +174,9 @@ def load_record(layout: Layout, tag: str) -> TagRecord:
             data = _read_json(path)
             if data is not None:
                 evals[path.parent.name] = data
+    from vc_toolkit.eval.pairs import tag_pairs
+
+    table = _read_json(exp / "speakers.json")
     return TagRecord(
         tag=tag,
         exp_dir=exp,
@@ -158,6 +184,8 @@ def load_record(layout: Layout, tag: str) -> TagRecord:
         summary=_read_json(exp / "summary.json"),
         lineage=_read_json(exp / "lineage.json"),
         evals=evals,
+        speakers=table.get("speakers") if isinstance(table, dict) else None,
+        pairs=tag_pairs(layout, (config or {}).get("spk"), evals),
     )
 
 
@@ -235,6 +263,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("tag", "tag", lambda r: r.tag),
     Column("spk", "spk", lambda r: r.get("spk") or (r.summary or {}).get("spk")),
     Column("pretrain", "pretrain", lambda r: r.get("pretrain.tag")),
+    Column("pairs", "pairs", lambda r: r.pairs_label),
     Column("pitch", "pitch", _choice("pitch")),
     Column("prosody", "prosody", _choice("prosody")),
     Column("batch", "batch", lambda r: r.get("train.batch_size")),

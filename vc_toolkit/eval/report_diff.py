@@ -11,7 +11,8 @@ Sections, each ``A -> B`` key by key:
    lists compared entry by entry (utterance only in one, other path, other size);
 3. **pretrain lineage** (``lineage.json``): the chain of each tag;
 4. **code**: package version, torch and git commit recorded at training;
-5. **results**: epochs, steps, best dev loss, eval MCD / F0 RMSE.
+5. **speakers**: the speaker pairs of each tag's spk and the speakers of its model;
+6. **results**: epochs, steps, best dev loss, eval MCD / F0 RMSE.
 """
 
 from __future__ import annotations
@@ -179,6 +180,26 @@ def _chain(rec: TagRecord) -> str:
     return " <- ".join(parts)
 
 
+def _speakers_section(ra: TagRecord, rb: TagRecord) -> list[str]:
+    lines = []
+    for what, a, b in (
+        ("pairs", ra.pairs_label, rb.pairs_label),
+        ("speakers of the model", _names(ra.speakers), _names(rb.speakers)),
+    ):
+        lines.append(f"{what}: {a or '-'}" if a == b else f"{what}: {a or '-'} -> {b or '-'}")
+    only_a = sorted(set(ra.pairs or ()) - set(rb.pairs or ()))
+    only_b = sorted(set(rb.pairs or ()) - set(ra.pairs or ()))
+    for label, only in (("A", only_a), ("B", only_b)):
+        if only and ra.pairs and rb.pairs:
+            more = f", ... ({len(only) - SHOWN} more)" if len(only) > SHOWN else ""
+            lines.append(f"pairs only in {label}: {', '.join(only[:SHOWN])}{more}")
+    return lines
+
+
+def _names(speakers: list[str] | None) -> str | None:
+    return ", ".join(speakers) if speakers else None
+
+
 def _results(rec: TagRecord) -> dict[str, Any]:
     s = rec.summary or {}
     return {
@@ -214,6 +235,7 @@ def tag_diff(layout: Layout, a: str, b: str) -> list[str]:
             lines += [f"  {d}" for d in changed]
     lines += ["", "== spk =="] + _spk_section(layout, ra, rb, cfg_a["spk"], cfg_b["spk"])
     lines += ["", "== pretrain lineage ==", f"A: {_chain(ra)}", f"B: {_chain(rb)}"]
+    lines += ["", "== speakers (A -> B) =="] + _speakers_section(ra, rb)
     lines += ["", "== code (recorded at training) =="]
     code_a = (ra.summary or {}).get("code") or {}
     code_b = (rb.summary or {}).get("code") or {}

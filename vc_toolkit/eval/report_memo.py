@@ -7,7 +7,9 @@
 * **Experiments** (tags: ``conf/tag`` files and ``exp/`` folders) in natural order
   (``N2C_2`` before ``N2C_10``): note, spk, what differs from the ``base`` tag (or,
   without one, from the pretrain parent), training status and key results (best
-  dev ``post_mel``, eval MCD and F0 RMSE beside the source floor).
+  dev ``post_mel``, eval MCD and F0 RMSE beside the source floor); the speakers of
+  the model and the pairs of its spk, the rows a fine-tune seeded, and for a spk of
+  several pairs the per-pair eval table (each pair beside its own floors).
 * **Pretrain lineage**: the fine-tuning relations as a text tree.
 """
 
@@ -22,6 +24,9 @@ from vc_toolkit.config.resolve import available, read_yaml
 from vc_toolkit.eval.report import exp_tags, load_record, natural_key
 from vc_toolkit.eval.report_diff import config_changes, spk_config
 from vc_toolkit.paths import Layout
+
+SHOWN_PAIRS = 8
+"""Pairs named in a tag's memo line (the rest are counted)."""
 
 
 def _raw_base(layout: Layout, kind: str, name: str) -> str | None:
@@ -110,6 +115,7 @@ def _tag_section(layout: Layout, tag: str, configs: dict[str, dict | None]) -> l
     if ref:
         out.append(f"- changes from {'base' if base else 'pretrain parent'} {ref}:")
         out += _bullets(_changes(configs.get(ref) or _tag_cfg(layout, ref), configs[tag]))
+    out += _speaker_lines(rec)
     s = rec.summary
     if s is None:
         out.append("- not trained")
@@ -133,7 +139,57 @@ def _tag_section(layout: Layout, tag: str, configs: dict[str, dict | None]) -> l
             f"({floors('mcd', 2)}), F0 RMSE {_fmt(rec.eval_mean('f0_rmse_hz'), 1)} Hz "
             f"({floors('f0_rmse_hz', 1)})"
         )
+        out += _pair_table(rec)
     return [*out, ""]
+
+
+def _speaker_lines(rec) -> list[str]:
+    """Speakers of the model, pairs of the spk and seeded rows (nothing when unknown)."""
+    out = []
+    if rec.pairs_label:
+        shown = "" if len(rec.pairs or []) == 1 else f": {', '.join(rec.pairs[:SHOWN_PAIRS])}"
+        more = ", ..." if len(rec.pairs or []) > SHOWN_PAIRS else ""
+        out.append(f"- pairs: {rec.pairs_label}{shown}{more}")
+    if rec.speakers:
+        out.append(f"- speakers of the model: {', '.join(rec.speakers)}")
+    seeded = ((_read(rec.exp_dir / "speakers.json") or {}).get("seeded_from")) or {}
+    if seeded:
+        rows = ", ".join(f"{new} from {old}" for new, old in sorted(seeded.items()))
+        out.append(f"- new speaker rows seeded: {rows}")
+    return out
+
+
+def _pair_table(rec) -> list[str]:
+    """Markdown table of the eval split per pair (only for several pairs)."""
+    pairs = rec.eval_pairs("eval")
+    if len(pairs) < 2:
+        return []
+    out = [
+        "",
+        "  | pair | n | MCD | src MCD | voc MCD | F0 RMSE | src F0 RMSE | voc F0 RMSE |",
+        "  |---|---|---|---|---|---|---|---|",
+    ]
+    for pair, entry in pairs.items():
+        blk = entry["overall"]
+        cells = [pair, str(blk["counts"]["scored"])]
+        cells += [_block_mean(blk, side, "mcd", 2) for side in ("converted", "source", "vocoder")]
+        cells += [
+            _block_mean(blk, side, "f0_rmse_hz", 1) for side in ("converted", "source", "vocoder")
+        ]
+        out.append("  | " + " | ".join(cells) + " |")
+    return out
+
+
+def _block_mean(blk: dict, side: str, metric: str, digits: int) -> str:
+    value = ((blk.get(side) or {}).get(metric) or {}).get("mean")
+    return "-" if value is None or value != value else f"{value:.{digits}f}"
+
+
+def _read(path) -> dict | None:
+    try:
+        return json.loads(path.read_text()) if path.is_file() else None
+    except ValueError:
+        return None
 
 
 def lineage_tree(parents: dict[str, str | None], labels: dict[str, str] | None = None) -> list[str]:
