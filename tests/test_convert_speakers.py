@@ -264,3 +264,13 @@ def test_legacy_tags_and_packs_read_as_one_to_one(tmp_path):
     assert tag_table(tmp_path / "speakers.json", named).speakers == ["q", "m3", "f2"]
     write_pairs(tmp_path / "pairs.tsv", [*named, SpeakerPair("a", "b", "x", "y")])
     assert read_pairs(tmp_path / "pairs.tsv") == [*named, SpeakerPair("a", "b", "x", "y")]
+
+
+def test_utterance_figure_of_a_multi_pair_tag_converts_with_the_utterances_pair(multi, spy):
+    from vc_toolkit.eval.report_plots import utterance_figure
+
+    layout = Layout(multi)
+    utt = DumpSplit(layout.dump("tiny") / "train").utt_ids[0]  # stage 3 did not convert it
+    path = utterance_figure(layout, "m", utt, out=multi / "fig.png")
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    assert spy[-1]["cond"]["tgt_spk"].tolist() == [SPEAKERS.index("b")]  # train: a->b

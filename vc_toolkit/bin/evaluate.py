@@ -15,7 +15,10 @@ are reported, counted and skipped.
 
 outputs (exp/<TAG>/eval/<C>/):
   {dev,eval}/per_utt.tsv   one row per utterance: conv_*, floor_* and voc_* metrics
-  summary.json             mean, std, n, 95% CI per metric and split; counts; RTFs
+  summary.json             mean, std, n, 95% CI per metric and split; counts; RTFs;
+                           per_pair: the same per speaker pair (src->tgt of the labels)
+  pairs.tsv                per pair and split (dev, eval, overall): means of conv_*,
+                           floor_* (that pair's own source floor) and voc_* metrics
 
 examples:
   vc-evaluate --tag demo_conv --checkpoint best --nj 2

@@ -8,8 +8,10 @@ from vc_toolkit.bin import common
 
 EPILOG = """\
 writes exp/<TAG>/pack/<CHECKPOINT>/: config.yaml, spk.yaml, stats.npz, model.pt
-(weights only), vocoder.yaml (hifigan files copied into vocoder/ unless --link_vocoder)
-and README.txt. Copy the folder anywhere and convert with it:
+(weights only), vocoder.yaml (hifigan files copied into vocoder/ unless --link_vocoder),
+speakers.json (the model's speaker table), pairs.tsv (the spk's speaker pairs) and
+README.txt. Copy the folder anywhere and convert with it (a pack of several pairs
+needs --src_speaker and --tgt_speaker):
   vc-convert --pack exp/demo_conv/pack/best --input speech.wav --output out/
 
 examples:

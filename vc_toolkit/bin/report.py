@@ -12,9 +12,10 @@ from vc_toolkit.errors import UserError
 EPILOG = """\
 commands:
   leaderboard [--tags GLOB] [--sort COL] [--format table|md|csv] [--out DIR]
-      one row per tag of exp/; --out also writes leaderboard.{txt,md,csv} + loss_curves.png
-  diff A B      every difference: configs, spk and its files, lineage, code, results
-  memo [--out FILE]             Markdown memo of all spk versions and tags
+      one row per tag of exp/ (its speaker pairs, training, eval MCD/F0 beside the floors);
+      --out also writes leaderboard.{txt,md,csv} + loss_curves.png
+  diff A B      every difference: configs, spk and its files, lineage, speakers, code, results
+  memo [--out FILE]             Markdown memo of all spk versions and tags (per-pair tables)
   plot --tags GLOB [--out FILE]  loss curves of the matching tags (PNG)
   utt --tag T --utt U [--checkpoint C] [--out FILE]   mels and F0 of one utterance (PNG)
 

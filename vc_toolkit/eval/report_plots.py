@@ -76,18 +76,19 @@ def utterance_figure(layout, tag: str, utt: str, checkpoint: str = "best", out: 
     from vc_toolkit.data.dump import DumpSplit
     from vc_toolkit.errors import UserError
     from vc_toolkit.features.pitch import extract_lf0
-    from vc_toolkit.features.stats import denormalize_lf0, denormalize_mel
+    from vc_toolkit.features.stats import denormalize_lf0, denormalize_mel, pair_stats
     from vc_toolkit.infer.pack import load_tag_bundle
 
     bundle = load_tag_bundle(layout, tag, checkpoint)
-    spk_cfg, st = bundle.spk_cfg, bundle.stats
+    spk_cfg = bundle.spk_cfg
     for split in ("dev", "eval", "train"):
         ds = DumpSplit(layout.dump(bundle.cfg.spk) / split)
         if utt in ds.utt_ids:
-            item = ds[ds.index_of(utt)]
+            item = {**ds[ds.index_of(utt)], "labels": ds.labels[utt]}
             break
     else:
         raise UserError(f"utterance '{utt}' is in no split of spk '{bundle.cfg.spk}'")
+    st = pair_stats(bundle.stats, item["labels"].src_speaker, item["labels"].tgt_speaker)
     conv = _converted(layout, tag, checkpoint_label(bundle.checkpoint), split, item, bundle)
     mels = [
         ("source", denormalize_mel(item["src_mel"], st, side="src")),
@@ -105,7 +106,8 @@ def utterance_figure(layout, tag: str, utt: str, checkpoint: str = "best", out: 
         lf0, vuv = extract_lf0(conv["wav"], spk_cfg.sample_rate, hop, spk_cfg.feats.pitch, n)
         curves.append(("converted wav, re-analysed", _f0(lf0, vuv)))
     hop_seconds = spk_cfg.feats.mel.hop_length / spk_cfg.sample_rate
-    fig = _figure(mels, curves, hop_seconds, f"{tag} / {checkpoint} / {split} / {utt}")
+    title = f"{tag} / {checkpoint} / {split} / {utt} ({item['labels'].pair})"
+    fig = _figure(mels, curves, hop_seconds, title)
     out = out or layout.exp(tag) / "plots" / f"{checkpoint_label(bundle.checkpoint)}_{utt}.png"
     return plots.save(fig, out)
 
