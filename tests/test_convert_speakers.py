@@ -274,3 +274,12 @@ def test_utterance_figure_of_a_multi_pair_tag_converts_with_the_utterances_pair(
     path = utterance_figure(layout, "m", utt, out=multi / "fig.png")
     assert path.read_bytes()[:4] == b"\x89PNG"
     assert spy[-1]["cond"]["tgt_spk"].tolist() == [SPEAKERS.index("b")]  # train: a->b
+
+
+def test_a_checkpoint_carrying_its_table_is_converted_with_that_table(multi):
+    layout = Layout(multi)
+    state = ckpt.load(layout.checkpoints("m") / "best.pt")
+    reordered = SpeakerTable(speakers=["d", "c", "b", "a"])
+    ckpt.save(layout.checkpoints("m") / "epoch1.pt", {**state, "speakers": reordered.as_dict()})
+    assert load_tag_bundle(layout, "m", "epoch1").speakers.speakers == ["d", "c", "b", "a"]
+    assert load_tag_bundle(layout, "m", "best").speakers.speakers == SPEAKERS  # speakers.json

@@ -137,9 +137,15 @@ def load_tag_bundle(layout: Layout, tag: str, checkpoint: str = "best") -> Bundl
         step=state.get("step"),
         spk_fingerprint=recorded,
         origin=str(path),
-        speakers=tag_table(layout.exp(tag) / SPEAKERS_FILE, pairs),
+        speakers=_table(state, tag_table(layout.exp(tag) / SPEAKERS_FILE, pairs)),
         pairs=pairs,
     )
+
+
+def _table(state: dict, default: SpeakerTable) -> SpeakerTable:
+    """The speaker table saved in a checkpoint (the rows of its weights), else ``default``."""
+    saved = state.get("speakers")
+    return SpeakerTable.from_dict(saved) if isinstance(saved, dict) else default
 
 
 def _readme(bundle: Bundle, name: str, voc: dict) -> str:
@@ -305,6 +311,6 @@ def load_pack(folder: str | Path) -> Bundle:
         step=state.get("step"),
         spk_fingerprint=state.get("spk_fingerprint"),
         origin=str(folder),
-        speakers=SpeakerTable.load(folder / SPEAKERS_FILE),
+        speakers=_table(state, SpeakerTable.load(folder / SPEAKERS_FILE)),
         pairs=read_pairs(folder / PAIRS_FILE),
     )
