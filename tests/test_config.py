@@ -181,10 +181,27 @@ def _without_added(cls, data: dict) -> tuple[dict, list[str]]:
         if f.metadata.get("added"):
             data.pop(f.name, None)
             dropped.append(f.name)
-        elif dataclasses.is_dataclass(hints[f.name]) and isinstance(data.get(f.name), dict):
-            _, inner = _without_added(hints[f.name], data[f.name])
-            dropped += [f"{f.name}.{k}" for k in inner]
+        elif isinstance(data.get(f.name), dict):
+            inner_cls = _section_class(hints[f.name], data[f.name])
+            if inner_cls is not None:
+                _, inner = _without_added(inner_cls, data[f.name])
+                dropped += [f"{f.name}.{k}" for k in inner]
     return data, dropped
+
+
+def _section_class(tp, section: dict):
+    """The dataclass of a section: its type, or the union member its ``name`` picks."""
+    import dataclasses
+    import typing
+
+    if dataclasses.is_dataclass(tp):
+        return tp
+    for option in typing.get_args(tp):
+        if dataclasses.is_dataclass(option):
+            names = typing.get_args(typing.get_type_hints(option).get("name", type(None)))
+            if section.get("name") in names:
+                return option
+    return None
 
 
 @pytest.mark.parametrize("kind", ["spk", "tag"])

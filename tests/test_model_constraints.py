@@ -152,7 +152,7 @@ def test_stage_2_freezes_the_config_only_once_the_model_is_built(
     root = copy_root(tiny_features_root, tmp_path)
     write_conf(root, "tag", "t", TINY_TAG)
 
-    def broken(cfg, n_mels, reduction_factor):
+    def broken(cfg, n_mels, reduction_factor, speakers=None):
         raise ValueError("a constraint the validator does not know")
 
     monkeypatch.setattr(train_setup, "build_model", broken)

@@ -155,10 +155,10 @@ def test_an_even_conformer_kernel_is_pruned_before_training_and_the_study_goes_o
 
 
 def test_a_trial_that_raises_fails_with_its_reason_and_the_study_goes_on(root, monkeypatch):
-    def build(cfg, n_mels, reduction_factor):  # a model constraint the validator misses
+    def build(cfg, n_mels, reduction_factor, speakers=None):  # a constraint the validator misses
         if cfg.encoder.kernel_size == 5:
             raise ValueError("kernel_size 5 is not supported by this conv")
-        return original(cfg, n_mels, reduction_factor)
+        return original(cfg, n_mels, reduction_factor, speakers)
 
     original = train_setup.build_model
     monkeypatch.setattr(train_setup, "build_model", build)

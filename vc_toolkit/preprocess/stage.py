@@ -7,8 +7,13 @@ Steps (under ``dump/<SPK>/stage1.lock``: a second concurrent run of the spk is r
        pairs are skipped, so an interrupted run continues where it stopped.
     3. Corpus-level outliers: pairs whose DTW cost or log length ratio lies more than
        ``filters.outlier_mad`` scaled MADs from the corpus median are dropped.
-    4. Normalisation statistics from the kept *train* pairs only.
-    5. Normalised features of every split packed by :func:`vc_toolkit.data.dump.write_split`.
+       Each (source voice, target voice) pair is compared with itself, since voices
+       differ in speaking rate and timbre.
+    4. Normalisation statistics from the kept *train* pairs only: per side, and with
+       ``stats: per_speaker`` also per speaker (each recording counted once).
+    5. Normalised features of every split (each pair with its speakers' statistics,
+       :func:`~vc_toolkit.features.stats.pair_stats`) packed with their ``labels.tsv`` by
+       :func:`vc_toolkit.data.dump.write_split`.
     6. ``report.tsv`` (one line per pair: kept or dropped, reason) and ``summary.json``.
 """
 
@@ -28,6 +33,7 @@ from vc_toolkit.config import load_spk
 from vc_toolkit.config.pin import check_frozen, fingerprint, freeze, read_fingerprint
 from vc_toolkit.config.spk import SpkConfig
 from vc_toolkit.data import dump
+from vc_toolkit.data.labels import LABELS_FILE, Labels, read_labels
 from vc_toolkit.errors import UserError
 from vc_toolkit.features import extract, stats
 from vc_toolkit.io import atomic_write_text, read_scp
@@ -59,6 +65,43 @@ def _pairs(layout: Layout, spk: str) -> list[tuple[str, str, Path, Path]]:
             if utt in tgt:
                 out.append((split, utt, layout.resolve(path), layout.resolve(tgt[utt])))
     return out
+
+
+def _labels(layout: Layout, spk: str, pairs: list[tuple[str, str, Path, Path]]) -> dict:
+    """Speakers and emotions of every listed pair (stage 0's ``labels.tsv`` of each split)."""
+    out: dict[str, Labels] = {}
+    for split in SPLITS:
+        ids = [u for s, u, _, _ in pairs if s == split]
+        out.update(read_labels(layout.data(spk) / split / LABELS_FILE, ids))
+    return out
+
+
+def _statistics(cfg: SpkConfig, raw: Path, train: list[str], labels: dict) -> dict:
+    """Global statistics of the train pairs, plus per-speaker ones with ``stats: per_speaker``.
+
+    Per speaker, each recording counts once: a sentence a speaker reads appears in
+    several pairs (as source of one, target of another) but its frames are added once.
+    """
+    st = stats.compute_stats(extract.load_raw(raw / f"{u}.npz") for u in train)
+    if cfg.stats != "per_speaker":
+        return st
+    seen: set[tuple[str, str, str]] = set()
+
+    def sides():
+        for u in train:
+            lab, item = labels[u], None
+            for side, speaker, emotion in (
+                ("src", lab.src_speaker, lab.src_emotion),
+                ("tgt", lab.tgt_speaker, lab.tgt_emotion),
+            ):
+                key = (speaker, emotion, lab.sentence)
+                if key in seen:
+                    continue
+                seen.add(key)
+                item = item if item is not None else extract.load_raw(raw / f"{u}.npz")
+                yield speaker, side, item
+
+    return {**st, **stats.compute_speaker_stats(sides())}
 
 
 def _worker(job: tuple) -> tuple[str, dict | None, dict]:
@@ -222,12 +265,22 @@ def _run(spk: str, layout: Layout, cfg: SpkConfig, nj: int, force: bool) -> dict
         u: float(np.log(m["tgt_seconds"] / max(m["src_seconds"], 1e-6))) for u, m in metas.items()
     }
     k = cfg.filters.outlier_mad
-    for utt in sorted(outliers({u: m["dtw_cost"] for u, m in metas.items()}, k, one_sided=True)):
+    labels = _labels(layout, spk, pairs)
+    # voices differ in rate and timbre, so a pair of voices is compared with itself
+    groups: dict[str, list[str]] = {}
+    for u in metas:
+        groups.setdefault(labels[u].pair, []).append(u)
+    cost_out: set[str] = set()
+    ratio_out: set[str] = set()
+    for ids in groups.values():
+        cost_out |= outliers({u: metas[u]["dtw_cost"] for u in ids}, k, one_sided=True)
+        ratio_out |= outliers({u: ratio[u] for u in ids}, k, one_sided=False)
+    for utt in sorted(cost_out):
         status[utt] = (
             "outlier_cost",
             f"DTW cost {metas[utt]['dtw_cost']:.3f} far above the corpus",
         )
-    for utt in sorted(outliers(ratio, k, one_sided=False)):
+    for utt in sorted(ratio_out):
         status.setdefault(
             utt, ("outlier_ratio", f"length ratio {np.exp(ratio[utt]):.2f} far from the corpus")
         )
@@ -238,16 +291,25 @@ def _run(spk: str, layout: Layout, cfg: SpkConfig, nj: int, force: bool) -> dict
         raise UserError(
             f"no training pair of spk '{spk}' survived stage 1; see dump/{spk}/report.tsv"
         )
-    st = stats.compute_stats(extract.load_raw(raw / f"{u}.npz") for u in kept["train"])
+    st = _statistics(cfg, raw, kept["train"], labels)
     stats.save_stats(out / "stats.npz", st)
     for split in SPLITS:
         items = (
-            {"utt_id": u, **stats.normalize(extract.load_raw(raw / f"{u}.npz"), st)}
+            {
+                "utt_id": u,
+                **stats.normalize(
+                    extract.load_raw(raw / f"{u}.npz"),
+                    stats.pair_stats(st, labels[u].src_speaker, labels[u].tgt_speaker),
+                ),
+            }
             for u in kept[split]
         )
-        dump.write_split(out / split, items)
+        dump.write_split(out / split, items, labels={u: labels[u] for u in kept[split]})
 
     summary = _summarize(spk, pairs, status, metas, kept, timings, wall, nj)
+    per_pair = Counter(labels[u].pair for ids in kept.values() for u in ids)
+    summary["kept_per_pair"] = dict(sorted(per_pair.items()))
+    summary["stats"] = cfg.stats
     processed = [metas[j[0]] for j in jobs if j[0] in metas]
     input_seconds = sum(
         m["src_seconds"] + m["src_trimmed_seconds"] + m["tgt_seconds"] + m["tgt_trimmed_seconds"]
@@ -302,6 +364,15 @@ def _log_summary(spk: str, s: dict) -> None:
         s["audio_hours_kept"],
         s["trimmed_seconds"],
     )
+    pairs = s.get("kept_per_pair", {})
+    if len(pairs) > 1:
+        logger.info(
+            "%d speaker pairs, %d to %d utterances each (summary.json: kept_per_pair); stats %s",
+            len(pairs),
+            min(pairs.values()),
+            max(pairs.values()),
+            s.get("stats"),
+        )
     if s["dropped"]:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(s["dropped_per_reason"].items()))
         logger.warning("dropped %d pairs (%s); see dump/%s/report.tsv", s["dropped"], reasons, spk)
