@@ -188,7 +188,12 @@ def test_an_empty_site_list_is_fine_without_conditioning():
     assert cfg.model.conditioning.type == "none"
 
 
-@pytest.mark.parametrize("tag", sorted(p.stem for p in (REPO / "conf/tag").glob("demo_*.yaml")))
+ONE_TO_ONE_TAGS = sorted(
+    p.stem for p in (REPO / "conf/tag").glob("demo_*.yaml") if load_tag(p.stem, REPO).spk == "demo"
+)
+
+
+@pytest.mark.parametrize("tag", ONE_TO_ONE_TAGS)
 def test_the_shipped_one_to_one_tags_keep_their_model_and_fingerprint(tag):
     cfg = load_tag(tag, REPO)
     assert cfg.model.conditioning == Conditioning()  # type none: no parameters
