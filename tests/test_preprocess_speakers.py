@@ -129,3 +129,12 @@ def test_global_statistics_have_no_speaker_rows(many_root: Path):
     per = stats.load_stats(many_root / "dump/jvs3/stats.npz")
     for key in ("src_mel_mean", "tgt_lf0_std"):
         np.testing.assert_array_equal(saved[key], per[key])  # global keys are the same
+
+
+def test_stage_1_counts_pairs_and_speakers(many_root: Path):
+    import json
+
+    summary = json.loads((many_root / "dump/jvs3/summary.json").read_text())
+    assert summary["stats"] == "per_speaker"
+    assert summary["kept_per_pair"] == {f"jvs00{a}->jvs00{b}": 6 for a in F0 for b in F0 if a != b}
+    assert summary["kept_per_speaker"] == {f"jvs00{k}": 6 for k in F0}

@@ -309,6 +309,13 @@ def _run(spk: str, layout: Layout, cfg: SpkConfig, nj: int, force: bool) -> dict
     summary = _summarize(spk, pairs, status, metas, kept, timings, wall, nj)
     per_pair = Counter(labels[u].pair for ids in kept.values() for u in ids)
     summary["kept_per_pair"] = dict(sorted(per_pair.items()))
+    heard = {  # recordings (speaker, emotion, sentence) in kept pairs, each once
+        (lab.src_speaker if side == "src" else lab.tgt_speaker, lab.sentence, emo)
+        for ids in kept.values()
+        for lab in (labels[u] for u in ids)
+        for side, emo in (("src", lab.src_emotion), ("tgt", lab.tgt_emotion))
+    }
+    summary["kept_per_speaker"] = dict(sorted(Counter(spk for spk, _, _ in heard).items()))
     summary["stats"] = cfg.stats
     processed = [metas[j[0]] for j in jobs if j[0] in metas]
     input_seconds = sum(
@@ -367,10 +374,14 @@ def _log_summary(spk: str, s: dict) -> None:
     pairs = s.get("kept_per_pair", {})
     if len(pairs) > 1:
         logger.info(
-            "%d speaker pairs, %d to %d utterances each (summary.json: kept_per_pair); stats %s",
+            "%d speaker pairs, %d to %d utterances each; %d speakers, %d to %d recordings each "
+            "(summary.json: kept_per_pair, kept_per_speaker); stats %s",
             len(pairs),
             min(pairs.values()),
             max(pairs.values()),
+            len(s["kept_per_speaker"]),
+            min(s["kept_per_speaker"].values()),
+            max(s["kept_per_speaker"].values()),
             s.get("stats"),
         )
     if s["dropped"]:
