@@ -98,6 +98,12 @@ def test_batch_boundaries_move_between_epochs():
     assert plans[0] != plans[1] and plans[1] != plans[2]  # not only the order changes
 
 
+def test_training_batches_come_in_a_shuffled_order():
+    s = _sampler()
+    longest = [max(s.key[b]) for b in s.batches(0)]
+    assert longest != sorted(longest, reverse=True) and longest != sorted(longest)
+
+
 def test_evaluation_plan_is_fixed_and_sorted():
     s = FrameBudgetSampler(TGT, BUDGET, SRC, shuffle=False)
     assert s.batches(0) == s.batches(9)
