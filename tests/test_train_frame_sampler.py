@@ -195,18 +195,23 @@ def test_batch_frames_below_one_is_refused():
         build(Train, {"batch_frames": 0})
 
 
+def _frame_tag(tiny_features_root, tmp_path, budget: int):
+    root = copy_root(tiny_features_root, tmp_path)
+    tag = copy.deepcopy(TINY_TAG)
+    for key in ("batch_size", "group_size"):
+        del tag["train"][key]
+    tag["train"]["batch_frames"] = budget
+    write_conf(root, "tag", "f", tag)
+    return root
+
+
 def test_setup_builds_frame_batches_logs_them_and_sizes_the_schedule(
     tiny_features_root, tmp_path, caplog
 ):
     from vc_toolkit.paths import Layout
     from vc_toolkit.train.setup import setup
 
-    root = copy_root(tiny_features_root, tmp_path)
-    tag = copy.deepcopy(TINY_TAG)
-    for key in ("batch_size", "group_size"):
-        del tag["train"][key]
-    tag["train"]["batch_frames"] = 2000
-    write_conf(root, "tag", "f", tag)
+    root = _frame_tag(tiny_features_root, tmp_path, 2000)
     with caplog.at_level(logging.INFO):
         exp = setup("f", Layout(root), device="cpu", write=False)
     assert isinstance(exp.sampler, FrameBudgetSampler)
@@ -215,3 +220,16 @@ def test_setup_builds_frame_batches_logs_them_and_sizes_the_schedule(
     sizes = exp.sampler.step_sizes(0)
     assert exp.scheduler.batch_size == round(sum(sizes) / len(sizes))
     assert isinstance(exp.dev_loader().batch_sampler, FrameBudgetSampler)
+
+
+def test_training_feeds_the_schedule_the_utterances_of_each_step(tiny_features_root, tmp_path):
+    from vc_toolkit.paths import Layout
+    from vc_toolkit.train.loop import Trainer
+    from vc_toolkit.train.setup import setup
+
+    exp = setup("f", Layout(_frame_tag(tiny_features_root, tmp_path, 1200)), "cpu", write=False)
+    sizes = exp.sampler.step_sizes(0)
+    assert len(set(sizes)) > 1 and exp.scheduler.batch_size * len(sizes) != sum(sizes)
+    Trainer(exp, save_checkpoints=False).run(max_epochs=1)
+    assert exp.scheduler.steps == len(sizes)
+    assert exp.scheduler.samples == sum(sizes) == len(exp.train_set)

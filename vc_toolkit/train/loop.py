@@ -117,7 +117,7 @@ class Trainer(RunLoop):
         self.scaler.step(exp.optimizer)
         self.scaler.update()
         lr = exp.scheduler.lr
-        exp.scheduler.step()
+        exp.scheduler.step(exp.sampler.step_size(self.epoch, self.batch_in_epoch))  # all ranks
         out = {k: float(v.detach()) for k, v in losses.items()}
         out.update(lr=lr, grad_norm=grad_norm)
         return out
