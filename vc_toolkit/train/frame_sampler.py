@@ -26,6 +26,14 @@ An utterance whose own cost exceeds the budget forms a batch of its own (the
 budget cannot be kept, the utterance is not dropped); :func:`build_sampler`
 logs them. ``group_size`` and ``max_frames`` play no part.
 
+Data-parallel training: every rank computes the same plan and takes every
+``world_size``-th batch, the plan's first batches repeated up to a multiple of
+the world size (:class:`~vc_toolkit.train.sampler.PlannedBatchSampler`), so all
+ranks run the same number of steps; the budget is per rank. Since the ranks' batches
+of one step differ in size, the loop feeds the learning-rate schedule
+:meth:`~vc_toolkit.train.sampler.PlannedBatchSampler.step_size`, the step's
+utterances summed over the ranks, which every rank computes alike.
+
 Example:
     >>> s = FrameBudgetSampler([100, 20, 30, 90, 25], batch_frames=100, seed=0)
     >>> batches = s.all_batches(epoch=0)
