@@ -331,6 +331,16 @@ class Train(Budget):
     grad_clip: float = opt(1.0, "max gradient norm (0 disables)", min=0)
     best_metric: Literal[LOSS_NAMES] = opt("post_mel", "dev loss that selects 'best'")
     dev_images: int = opt(2, "dev utterances drawn to TensorBoard", min=0)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = added_later(
+        opt(
+            "auto",
+            "autocast dtype of training steps: auto (CUDA: bf16 where supported, else fp16 with "
+            "a loss scaler; CPU: fp32), fp32, bf16 (CUDA or CPU), fp16 (CUDA only)",
+        )
+    )
+    compile: bool = added_later(
+        opt(False, "torch.compile the encoder and decoder stacks (kernels cached in the run)")
+    )
 
     def validate(self) -> None:
         """``batch_frames`` excludes the keys of the ``batch_size`` scheme.

@@ -104,21 +104,23 @@ def fused_attention(enabled: bool) -> Iterator[None]:
 
 
 def shifted_positions(scores: Tensor) -> Tensor:
-    """:func:`rel_shift` as a strided view: nothing is copied.
+    """:func:`rel_shift` as views of the scores: nothing is copied.
+
+    In the flattened row-major scores, ``out[..., i, j]`` sits at ``i*(2T-1) + T-1-i+j =
+    (T-1) + i*(2T-2) + j``: a slice from ``T-1`` viewed as rows of ``2T-2``, cut to ``T``.
 
     Args:
-        scores (Tensor): contiguous scores against the distances of :func:`relative_positions`,
+        scores (Tensor): scores against the distances of :func:`relative_positions`,
             (B, H, T, 2T-1).
 
     Returns:
-        Tensor: the view ``out[..., i, j] = scores[..., i, T-1-i+j]``, (B, H, T, T).
-        Element ``(i, j)`` sits at ``i*(2T-1) + T-1-i+j = (T-1) + i*(2T-2) + j``.
+        Tensor: ``out[..., i, j] = scores[..., i, T-1-i+j]``, (B, H, T, T).
     """
     b, h, t, n = scores.shape
-    scores = scores.contiguous()
-    return scores.as_strided(
-        (b, h, t, t), (h * t * n, t * n, n - 1, 1), scores.storage_offset() + t - 1
-    )
+    if t == 1:
+        return scores
+    flat = scores.contiguous().view(b, h, t * n)[..., t - 1 : t - 1 + t * (n - 1)]
+    return flat.view(b, h, t, n - 1)[..., :t]
 
 
 def _key_mask(mask: Tensor, dtype: torch.dtype) -> Tensor:
@@ -197,7 +199,7 @@ class RelPositionAttention(SelfAttention):
 
     The fused path hands ``q + u``, ``k``, ``v`` to ``F.scaled_dot_product_attention`` and the
     position term as its additive float mask: ``((q + v) / sqrt(d_k))·(W_r r)`` against the
-    2T-1 distances (one matmul), re-indexed to key positions by a strided view
+    2T-1 distances (one matmul), re-indexed to key positions by views of it
     (:func:`shifted_positions`, no copy), with the padding folded in as ``-inf``: the only
     (B, H, T, T) tensor it materialises.
     """
