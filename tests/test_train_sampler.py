@@ -108,3 +108,17 @@ def test_two_streams_sort_by_the_larger_relative_length_and_pad_less():
 def test_extra_lengths_must_match():
     with pytest.raises(ValueError, match="one entry per utterance"):
         GroupedBatchSampler([1, 2, 3], 2, extra_lengths=[1, 2])
+
+
+def test_plan_stats_count_steps_per_rank_and_utterances_per_step():
+    s = GroupedBatchSampler([10, 30, 20, 40, 50], batch_size=2, group_size=3, seed=0, world_size=2)
+    plan = s.all_batches(0)
+    assert sorted(len(b) for b in plan) == [1, 2, 2]
+    assert s.plan_stats(0) == {
+        "padding": pytest.approx(s.padding_fraction(plan)),
+        "steps": 2,  # 3 batches over 2 ranks: the first batch repeated
+        "utts_mean": pytest.approx(5 / 3),
+        "utts_min": 1,
+        "utts_max": 2,
+    }
+    assert s.step_sizes(0) == [len(plan[0]) + len(plan[1]), len(plan[2]) + len(plan[0])]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -85,3 +86,74 @@ def test_steps_update_optimizer_and_state_round_trips():
     other = LRSchedule(cfg, 4, 8, torch.optim.SGD([p], lr=0.0))
     other.load_state_dict(sched.state_dict())
     assert other.lr == sched.lr and other.steps == 5
+
+
+def _run(sched: LRSchedule, sizes) -> list[tuple[int, float]]:
+    """(samples seen after the step, rate the step used) for each step of ``sizes``."""
+    out = []
+    for n in sizes:
+        used = sched.optimizer.param_groups[0]["lr"]
+        sched.step(n)
+        out.append((sched.samples, used))
+    return out
+
+
+def test_variable_batches_count_what_was_seen_and_follow_the_sample_curve():
+    cfg = _cfg(peak_lr=1e-3, warm_up_step=50, ref_batch_size=16)
+    p = torch.nn.Parameter(torch.zeros(1))
+    sizes = np.random.default_rng(0).integers(3, 60, size=300).tolist()
+    nominal = round(float(np.mean(sizes)))
+    sched = LRSchedule(cfg, nominal, 256, torch.optim.SGD([p], lr=0.0))
+    seen = _run(sched, sizes)
+    assert sched.samples == sum(sizes) and sched.steps == len(sizes)
+    assert [s for s, _ in seen] == np.cumsum(sizes).tolist()
+    before = [0] + [s for s, _ in seen[:-1]]
+    for prior, (_, used) in zip(before, seen, strict=True):
+        # each step's rate is the sample curve one nominal batch past what was seen before
+        assert used == pytest.approx(lr_at(cfg, prior + nominal, 256), rel=1e-12)
+
+
+def test_alternating_batches_match_a_fixed_batch_of_their_mean():
+    cfg = _cfg(peak_lr=1e-3, warm_up_step=50, ref_batch_size=16)
+    varied, fixed = LRSchedule(cfg, 40, 256), LRSchedule(cfg, 40, 256)
+    for _ in range(200):
+        for n in (24, 56):
+            varied.step(n)
+            fixed.step()
+        assert varied.samples == fixed.samples
+        assert varied.lr == fixed.lr
+    varied.step(56)
+    fixed.step()
+    assert varied.samples == fixed.samples + 16  # what was seen, not the nominal batch
+
+
+def test_ranks_fed_global_step_sizes_keep_identical_rates():
+    from vc_toolkit.train.frame_sampler import FrameBudgetSampler
+
+    lengths = np.random.default_rng(1).integers(50, 500, size=97)
+    cfg = _cfg(peak_lr=1e-3, warm_up_step=20, ref_batch_size=16)
+    ranks = [FrameBudgetSampler(lengths, 3000, lengths, rank=r, world_size=3) for r in range(3)]
+    rates = []
+    for sampler in ranks:
+        p = torch.nn.Parameter(torch.zeros(1))
+        sched = LRSchedule(cfg, 16, 256, torch.optim.SGD([p], lr=0.0))
+        for epoch in range(2):
+            for i, _ in enumerate(sampler.batches(epoch)):
+                sched.step(sampler.step_size(epoch, i))
+        rates.append((sched.samples, sched.lr))
+        local = sum(len(b) for e in range(2) for b in sampler.batches(e))
+        assert sched.samples > local  # the global count, not this rank's
+    assert rates[0] == rates[1] == rates[2]
+    padded = sum(len(b) for e in range(2) for r in ranks for b in r.batches(e))
+    assert rates[0][0] == padded  # every utterance every rank trained on, repeats included
+
+
+def test_step_without_a_size_counts_the_nominal_batch_and_fractions_resume_exactly():
+    cfg = _cfg(peak_lr=1e-3, warm_up_step=50, ref_batch_size=16)
+    sched = LRSchedule(cfg, 12.5, 256)
+    sched.step()
+    sched.step(7)
+    assert sched.samples == 19.5
+    other = LRSchedule(cfg, 12.5, 256)
+    other.load_state_dict(sched.state_dict())
+    assert other.samples == 19.5 and other.lr == sched.lr

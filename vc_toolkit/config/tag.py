@@ -300,14 +300,64 @@ class Budget:
 
 @dataclass(kw_only=True)
 class Train(Budget):
-    batch_size: int = opt(16, "utterances per optimizer step (per process)", min=1)
-    group_size: int = opt(4, "batches sorted by length together (FastSpeech2 style)", min=1)
+    """Training recipe: batches, optimizer, schedule.
+
+    Batches come in one of two ways. ``batch_size`` (with ``group_size`` and
+    ``max_frames``) gives every step the same number of utterances. ``batch_frames``
+    (ESPnet's ``batch_bins``) gives every step about the same number of padded frames,
+    source and target together: short utterances make big batches, long ones small
+    (:mod:`vc_toolkit.train.frame_sampler`). The two are alternatives: with
+    ``batch_frames`` set, leave ``batch_size``, ``group_size`` and ``max_frames`` at
+    their defaults, e.g. ``train: {batch_frames: 8000}`` (about 14 sentences of 3 s).
+    """
+
+    batch_size: int = opt(
+        16, "utterances per optimizer step (per process); unused with batch_frames", min=1
+    )
+    group_size: int = opt(
+        4, "batches sorted by length together (FastSpeech2 style); unused with batch_frames", min=1
+    )
     max_frames: int | None = opt(None, "cap on target frames per batch; larger batches are split")
+    batch_frames: int | None = added_later(
+        opt(
+            None,
+            "padded frames (source + target) per optimizer step and process, instead of "
+            "batch_size (null: batch_size)",
+            min=1,
+        )
+    )
     optimizer: Optimizer = sub(Optimizer, "optimizer")
     scheduler: Scheduler = sub(Scheduler, "learning-rate schedule")
     grad_clip: float = opt(1.0, "max gradient norm (0 disables)", min=0)
     best_metric: Literal[LOSS_NAMES] = opt("post_mel", "dev loss that selects 'best'")
     dev_images: int = opt(2, "dev utterances drawn to TensorBoard", min=0)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = added_later(
+        opt(
+            "auto",
+            "autocast dtype of training steps: auto (CUDA: bf16 where supported, else fp16 with "
+            "a loss scaler; CPU: fp32), fp32, bf16 (CUDA or CPU), fp16 (CUDA only)",
+        )
+    )
+    compile: bool = added_later(
+        opt(False, "torch.compile the encoder and decoder stacks (kernels cached in the run)")
+    )
+
+    def validate(self) -> None:
+        """``batch_frames`` excludes the keys of the ``batch_size`` scheme.
+
+        They are told apart from their defaults: a tag that sets ``batch_frames`` and a
+        ``batch_size`` other than 16 (or a ``group_size`` other than 4, or a ``max_frames``)
+        names two batching schemes, and is refused rather than one of them ignored.
+        """
+        if self.batch_frames is None:
+            return
+        defaults = {f.name: f.default for f in fields(Train)}
+        for key in ("batch_size", "group_size", "max_frames"):
+            if getattr(self, key) != defaults[key]:
+                raise ValueError(
+                    f"train.{key} belongs to batch_size batching and train.batch_frames is "
+                    f"set; remove train.{key} (or batch_frames)"
+                )
 
 
 @dataclass(kw_only=True)

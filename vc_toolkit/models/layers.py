@@ -18,6 +18,8 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -77,8 +79,61 @@ def rel_shift(scores: Tensor) -> Tensor:
     return padded.reshape(b, h, t, n)[..., :t]
 
 
+_FUSED = True
+"""Whether attention runs through SDPA (see :func:`fused_attention`)."""
+
+
+@contextmanager
+def fused_attention(enabled: bool) -> Iterator[None]:
+    """Run attention through the fused SDPA path (True) or the explicit reference path (False).
+
+    Both paths have the same parameters and give the same outputs within float tolerance;
+    the reference path (scores, masked softmax, dropout, weighted sum, written out) is kept
+    for tests and for the benchmark's side-by-side rows.
+
+    Example:
+        >>> with fused_attention(False):
+        ...     pass
+    """
+    global _FUSED
+    before, _FUSED = _FUSED, enabled
+    try:
+        yield
+    finally:
+        _FUSED = before
+
+
+def shifted_positions(scores: Tensor) -> Tensor:
+    """:func:`rel_shift` as views of the scores: nothing is copied.
+
+    In the flattened row-major scores, ``out[..., i, j]`` sits at ``i*(2T-1) + T-1-i+j =
+    (T-1) + i*(2T-2) + j``: a slice from ``T-1`` viewed as rows of ``2T-2``, cut to ``T``.
+
+    Args:
+        scores (Tensor): scores against the distances of :func:`relative_positions`,
+            (B, H, T, 2T-1).
+
+    Returns:
+        Tensor: ``out[..., i, j] = scores[..., i, T-1-i+j]``, (B, H, T, T).
+    """
+    b, h, t, n = scores.shape
+    if t == 1:
+        return scores
+    flat = scores.contiguous().view(b, h, t * n)[..., t - 1 : t - 1 + t * (n - 1)]
+    return flat.view(b, h, t, n - 1)[..., :t]
+
+
+def _key_mask(mask: Tensor, dtype: torch.dtype) -> Tensor:
+    """Additive key mask: 0 on real frames, -inf on padding, (B, 1, 1, T)."""
+    zeros = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
+    return zeros.masked_fill(~mask, float("-inf"))[:, None, None, :]
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention with absolute positions (added to the input elsewhere).
+
+    Runs ``F.scaled_dot_product_attention`` (fused kernels where the device has them);
+    inside ``fused_attention(False)`` the explicit reference path instead.
 
     Args:
         dim (int): model width.
@@ -98,14 +153,25 @@ class SelfAttention(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def _split(self, x: Tensor) -> Tensor:
+        """(B, T, dim) → (B, H, T, d_k)."""
         b, t, _ = x.shape
         return x.view(b, t, self.heads, self.d_k).transpose(1, 2)
 
+    def _merge(self, ctx: Tensor) -> Tensor:
+        """(B, H, T, d_k) → output projection, (B, T, dim)."""
+        ctx = ctx.transpose(1, 2)
+        return self.out(ctx.reshape(ctx.shape[0], ctx.shape[1], -1))
+
     def _attend(self, scores: Tensor, v: Tensor, mask: Tensor) -> Tensor:
+        """Reference path: masked softmax of scaled scores (B, H, T, T), dropout, values."""
         scores = scores.masked_fill(~mask[:, None, None, :], torch.finfo(scores.dtype).min)
         weights = self.dropout(torch.softmax(scores, dim=-1))
-        ctx = (weights @ v).transpose(1, 2)
-        return self.out(ctx.reshape(ctx.shape[0], ctx.shape[1], -1))
+        return self._merge(weights @ v)
+
+    def _sdpa(self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor) -> Tensor:
+        """Fused path: ``softmax(q·k / sqrt(d_k) + bias)·v``; bias (B, 1|H, 1|T, T)."""
+        p = self.dropout.p if self.training else 0.0
+        return self._merge(F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p))
 
     def forward(self, x: Tensor, mask: Tensor, pos: Tensor | None = None) -> Tensor:
         """Attend over the real frames.
@@ -119,6 +185,8 @@ class SelfAttention(nn.Module):
             Tensor: output, (B, T, dim).
         """
         q, k, v = self._split(self.query(x)), self._split(self.key(x)), self._split(self.value(x))
+        if _FUSED:
+            return self._sdpa(q, k, v, _key_mask(mask, q.dtype))
         scores = q @ k.transpose(-2, -1) / math.sqrt(self.d_k)
         return self._attend(scores, v, mask)
 
@@ -128,6 +196,12 @@ class RelPositionAttention(SelfAttention):
 
     ``score(i, j) = ((q_i + u)·k_j + (q_i + v)·W_r r_{i-j}) / sqrt(d_k)`` with learned
     biases ``u``, ``v`` per head and sinusoidal ``r`` (as used in the Conformer).
+
+    The fused path hands ``q + u``, ``k``, ``v`` to ``F.scaled_dot_product_attention`` and the
+    position term as its additive float mask: ``((q + v) / sqrt(d_k))·(W_r r)`` against the
+    2T-1 distances (one matmul), re-indexed to key positions by views of it
+    (:func:`shifted_positions`, no copy), with the padding folded in as ``-inf``: the only
+    (B, H, T, T) tensor it materialises.
     """
 
     def __init__(self, dim: int, heads: int, dropout: float) -> None:
@@ -137,6 +211,23 @@ class RelPositionAttention(SelfAttention):
         self.bias_v = nn.Parameter(torch.zeros(heads, self.d_k))
         nn.init.xavier_uniform_(self.bias_u)
         nn.init.xavier_uniform_(self.bias_v)
+
+    def position_bias(self, q: Tensor, pos: Tensor, mask: Tensor) -> Tensor:
+        """The position term plus the padding mask, ready for SDPA.
+
+        Args:
+            q (Tensor): queries, (B, H, T, d_k).
+            pos (Tensor): :func:`relative_positions` for ``T``, (2T-1, dim).
+            mask (Tensor): real frames, (B, T) bool.
+
+        Returns:
+            Tensor: ``((q_i + v)·W_r r_{i-j}) / sqrt(d_k)``, ``-inf`` on padded keys,
+            (B, H, T, T).
+        """
+        p = self.pos(pos).view(-1, self.heads, self.d_k).transpose(0, 1)  # (H, 2T-1, d_k)
+        qv = (q + self.bias_v[:, None]) * (1.0 / math.sqrt(self.d_k))
+        position = shifted_positions(qv @ p.transpose(-2, -1))
+        return position.masked_fill(~mask[:, None, None, :], float("-inf"))
 
     def forward(self, x: Tensor, mask: Tensor, pos: Tensor | None = None) -> Tensor:
         """Attend over the real frames.
@@ -152,6 +243,8 @@ class RelPositionAttention(SelfAttention):
         if pos is None:
             raise ValueError("relative-position attention needs the relative position table")
         q, k, v = self._split(self.query(x)), self._split(self.key(x)), self._split(self.value(x))
+        if _FUSED:
+            return self._sdpa(q + self.bias_u[:, None], k, v, self.position_bias(q, pos, mask))
         p = self.pos(pos).view(-1, self.heads, self.d_k).transpose(0, 1)  # (H, 2T-1, d_k)
         content = (q + self.bias_u[:, None]) @ k.transpose(-2, -1)
         position = rel_shift((q + self.bias_v[:, None]) @ p.transpose(-2, -1))

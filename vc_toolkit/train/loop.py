@@ -9,7 +9,6 @@ model are, and what stage 2 reports beside them (reference losses, dev images).
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
 
 import torch
 
@@ -18,13 +17,10 @@ from vc_toolkit.data.batch import Batch
 from vc_toolkit.paths import checkpoints_dir
 from vc_toolkit.train.runloop import EvalHook, Run, RunLoop, TrainingDivergedError
 from vc_toolkit.train.setup import Experiment
+from vc_toolkit.train.speed import compile_stacks, prefetched, resolve_precision
 
 __all__ = ["EvalHook", "Trainer", "TrainingDivergedError", "evaluate"]
 logger = log.get("train")
-
-
-def _amp(exp: Experiment) -> bool:
-    return bool(exp.cfg.train.amp and exp.device.type == "cuda")
 
 
 @torch.no_grad()
@@ -74,10 +70,15 @@ class Trainer(RunLoop):
         super().__init__(run, on_eval, save_checkpoints)
 
     def _init_task(self, state: dict) -> None:
-        exp = self.exp
-        self.scaler = torch.amp.GradScaler("cuda", enabled=_amp(exp))
-        if state.get("scaler") and _amp(exp):
+        exp, cfg = self.exp, self.exp.cfg.train
+        # a checkpoint from before train.precision keeps its run's old meaning of train.amp
+        legacy = bool(state) and "precision" not in state
+        self.precision = resolve_precision(cfg.precision, cfg.amp, exp.device, legacy)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision.scaled)
+        if state.get("scaler") and self.precision.scaled:
             self.scaler.load_state_dict(state["scaler"])
+        if cfg.compile:
+            compile_stacks(exp.model, exp.exp_dir)
 
     # ---- checkpoints -------------------------------------------------------------------
     def _task_state(self) -> dict:
@@ -86,7 +87,8 @@ class Trainer(RunLoop):
             "model": exp.core.state_dict(),
             "optimizer": exp.optimizer.state_dict(),
             "scheduler": exp.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict() if _amp(exp) else None,
+            "scaler": self.scaler.state_dict() if self.precision.scaled else None,
+            "precision": self.precision.name,
             "speakers": exp.speakers.as_dict(),
         }
 
@@ -97,10 +99,8 @@ class Trainer(RunLoop):
     def _step(self, batch: Batch) -> dict[str, float] | None:
         exp = self.exp
         cfg = exp.cfg.train
-        ctx = torch.autocast("cuda") if _amp(exp) else nullcontext()
-        with ctx:
-            outputs = exp.model(batch)
-            total, losses = exp.criterion(outputs, batch)
+        with self.precision.autocast():
+            total, losses = exp.criterion(exp.model(batch), batch)
         exp.optimizer.zero_grad(set_to_none=True)
         if not torch.isfinite(total):
             return self._skip(f"loss is {float(total.detach())}")
@@ -111,13 +111,13 @@ class Trainer(RunLoop):
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
         if not math.isfinite(grad_norm):
             exp.optimizer.zero_grad(set_to_none=True)
-            if _amp(exp):
+            if self.precision.scaled:
                 self.scaler.update()
             return self._skip(f"gradient norm is {grad_norm}")
         self.scaler.step(exp.optimizer)
         self.scaler.update()
         lr = exp.scheduler.lr
-        exp.scheduler.step()
+        exp.scheduler.step(exp.sampler.step_size(self.epoch, self.batch_in_epoch))  # all ranks
         out = {k: float(v.detach()) for k, v in losses.items()}
         out.update(lr=lr, grad_norm=grad_norm)
         return out
@@ -161,7 +161,7 @@ class Trainer(RunLoop):
         # the loader's own generator: worker seeds must not draw from the global RNG
         gen = torch.Generator()
         gen.manual_seed(exp.cfg.train.seed * 1000003 + self.epoch)
-        return exp.train_loader(gen)
+        return prefetched(exp.train_loader(gen), exp.device)
 
     def _epoch_length(self) -> int:
         self.exp.sampler.set_epoch(self.epoch, self.batch_in_epoch)
@@ -202,7 +202,8 @@ class Trainer(RunLoop):
             f"tag {exp.tag}: {exp.core.num_params()} params, {len(exp.train_set)} train / "
             f"{len(exp.dev_set)} dev utts, {len(exp.sampler.batches(self.epoch))} batches/epoch "
             f"(padding {100 * exp.sampler.padding_fraction(plan):.1f}%), device {exp.device}, "
-            f"{torch.get_num_threads()} threads"
+            f"{torch.get_num_threads()} threads, {self.precision.name}"
+            f"{', compiled' if exp.cfg.train.compile else ''}"
         )
 
     def _summary_head(self) -> dict:
@@ -218,4 +219,6 @@ class Trainer(RunLoop):
             "params": exp.core.num_params(),
             "trainable_params": exp.core.num_params(trainable_only=True),
             "device": str(exp.device),
+            "precision": self.precision.name,
+            "compiled": exp.cfg.train.compile,
         }

@@ -18,6 +18,12 @@ is a function of the number of utterances seen, ``s = steps * global_batch``:
 ``anneal_rate`` once passed; ``min_lr`` floors it after warmup. ``group_size``
 plays no part.
 
+When the batch size varies from step to step (``train.batch_frames``, a short last
+batch, ``max_frames`` splits), the loop passes each step's actual utterances, summed
+over the ranks, to :meth:`LRSchedule.step`, so ``s`` stays the exact count of what was
+seen; the rate of the next step is taken at ``s`` plus one *nominal* batch (the mean
+global batch of a frame-budget plan), as with a fixed batch size.
+
 Example:
     >>> from vc_toolkit.config.tag import Scheduler
     >>> cfg = Scheduler(peak_lr=1e-3, warm_up_step=100, ref_batch_size=16)
@@ -67,7 +73,9 @@ class LRSchedule:
 
     Args:
         cfg: Schedule config.
-        batch_size: *Global* utterances per optimizer step (per-rank batch × world size).
+        batch_size: *Global* utterances per optimizer step (per-rank batch × world size);
+            with variable batches their mean. It places the next step's rate
+            (:attr:`lr`) and counts a :meth:`step` given no size.
         hidden: Model width (Noam schedule only).
         optimizer: Optimizer whose param groups are updated by :meth:`step`.
     """
@@ -75,7 +83,7 @@ class LRSchedule:
     def __init__(
         self,
         cfg: Scheduler,
-        batch_size: int,
+        batch_size: float,
         hidden: int,
         optimizer: torch.optim.Optimizer | None = None,
     ):
@@ -101,10 +109,15 @@ class LRSchedule:
             for group in self.optimizer.param_groups:
                 group["lr"] = self.lr
 
-    def step(self) -> None:
-        """Account one optimizer step and set the rate of the next one."""
+    def step(self, samples: int | None = None) -> None:
+        """Account one optimizer step and set the rate of the next one.
+
+        Args:
+            samples: Utterances the step trained on, summed over every rank (e.g.
+                ``sampler.step_size(epoch, index)``); None counts the nominal ``batch_size``.
+        """
         self.steps += 1
-        self.samples += self.batch_size
+        self.samples += self.batch_size if samples is None else samples
         self._apply()
 
     def state_dict(self) -> dict:
@@ -113,11 +126,12 @@ class LRSchedule:
     def load_state_dict(self, state: dict) -> None:
         """Restore progress; ``samples`` carries over even if the batch size changed."""
         self.steps = int(state["steps"])
-        self.samples = int(state["samples"])
+        samples = state["samples"]
+        self.samples = samples if isinstance(samples, float) else int(samples)
         self._apply()
 
 
-def lr_curve(cfg: Scheduler, batch_size: int, hidden: int, steps: int) -> list[float]:
+def lr_curve(cfg: Scheduler, batch_size: float, hidden: int, steps: int) -> list[float]:
     """Rates of optimizer steps ``1..steps`` (for plots and ``vc-lr-curve``)."""
     sched = LRSchedule(cfg, batch_size, hidden)
     return [sched.lr_at_step(k) for k in range(1, steps + 1)]

@@ -38,7 +38,8 @@ from vc_toolkit.models.loss import VCLoss
 from vc_toolkit.paths import Layout, checkpoints_dir
 from vc_toolkit.train import pretrain, speakers
 from vc_toolkit.train.ddp import World
-from vc_toolkit.train.sampler import GroupedBatchSampler
+from vc_toolkit.train.frame_sampler import build_sampler, describe
+from vc_toolkit.train.sampler import PlannedBatchSampler
 from vc_toolkit.train.scheduler import LRSchedule
 
 logger = log.get("setup")
@@ -97,7 +98,7 @@ class Experiment:
     scheduler: LRSchedule
     train_set: DumpSplit
     dev_set: DumpSplit
-    sampler: GroupedBatchSampler
+    sampler: PlannedBatchSampler
     stats: dict
     fingerprint: dict
     resume: dict | None = None
@@ -123,9 +124,8 @@ class Experiment:
         )
 
     def dev_loader(self) -> torch.utils.data.DataLoader:
-        sampler = GroupedBatchSampler(
-            self.dev_set.tgt_frames, self.cfg.train.batch_size, shuffle=False
-        )
+        dev = self.dev_set
+        sampler = build_sampler(self.cfg.train, dev.tgt_frames, dev.src_frames, shuffle=False)
         return _loader(self.dev_set, sampler, 0, self.device, self.speakers)
 
 
@@ -256,16 +256,10 @@ def setup(
         exp_dir.mkdir(parents=True, exist_ok=True)
         if from_conf:
             freeze_run_config(exp_dir, f"tag '{tag}'", cfg, layout.tag_conf(tag), layout, force)
-    sampler = GroupedBatchSampler(
-        train_set.tgt_frames,
-        cfg.train.batch_size,
-        cfg.train.group_size,
-        seed=cfg.train.seed,
-        max_frames=cfg.train.max_frames,
-        extra_lengths=train_set.src_frames,
-        rank=world.rank,
-        world_size=world.world_size,
+    sampler = build_sampler(
+        cfg.train, train_set.tgt_frames, train_set.src_frames, world.rank, world.world_size
     )
+    logger.info("batches: %s", describe(sampler))
     exp = Experiment(
         tag=tag,
         cfg=cfg,
@@ -287,10 +281,7 @@ def setup(
         speakers=table,
     )
     exp.scheduler = LRSchedule(
-        cfg.train.scheduler,
-        cfg.train.batch_size * world.world_size,
-        cfg.model.hidden,
-        exp.optimizer,
+        cfg.train.scheduler, _nominal_batch(cfg, sampler, world), cfg.model.hidden, exp.optimizer
     )
     _restore(exp, resume_from)
     if write:
@@ -300,6 +291,14 @@ def setup(
             model, device_ids=[world.local_rank] if dev.type == "cuda" else None
         )
     return exp
+
+
+def _nominal_batch(cfg: TagConfig, sampler: PlannedBatchSampler, world: World) -> int:
+    """Global utterances of a typical step: ``batch_size`` × ranks, or a frame plan's mean."""
+    if cfg.train.batch_frames is None:
+        return cfg.train.batch_size * world.world_size
+    sizes = sampler.step_sizes(0)
+    return max(1, round(sum(sizes) / max(len(sizes), 1)))
 
 
 def _restore(exp: Experiment, resume_from: str | None) -> None:
