@@ -154,7 +154,11 @@ class Contender:
         code: Repository root whose ``vc_toolkit`` the worker imports (old or new commit).
         fused: ``fused_attention`` mode (None: the code's default; old code has no switch).
         precision: ``train.precision`` (None: leave the key out, old code lacks it).
-        compile: ``train.compile``.
+        compile: ``train.compile``. The worker then first runs every measured batch once
+            untimed (compiling each length bucket) and records that pass's seconds as
+            ``compile_seconds``; the timed steps are the second pass over the same batches.
+        frames: frame-budget batches (``train.batch_frames`` = B × the mean source + target
+            frames of the train split, about B utterances per step) instead of ``batch_size``.
     """
 
     name: str
@@ -162,6 +166,7 @@ class Contender:
     fused: bool | None = None
     precision: str | None = None
     compile: bool = False
+    frames: bool = False
 
 
 def _worker(spec: dict) -> dict:
@@ -175,6 +180,13 @@ def _worker(spec: dict) -> dict:
     cfg = variant_config(layout, spec["tag"], spec["predictor"], spec["preset"], spec["threads"])
     data = to_dict(cfg)
     data["train"]["batch_size"] = spec["batch_size"]
+    if spec.get("frames"):
+        from vc_toolkit.data.dump import DumpSplit
+
+        train = DumpSplit(layout.dump(cfg.spk) / "train")
+        mean = (sum(train.src_frames) + sum(train.tgt_frames)) / len(train)
+        data["train"]["batch_frames"] = round(spec["batch_size"] * mean)
+        data["train"]["batch_size"] = 16  # batch_frames excludes batch_size's scheme
     for stack in ("encoder", "decoder"):
         data["model"][stack]["pos_enc"] = spec["pos_enc"]
     if spec.get("precision"):
@@ -192,21 +204,34 @@ def _worker(spec: dict) -> dict:
     trainer = Trainer(exp, save_checkpoints=False)
     batches = _batches(exp)
     seconds, frames, waits = [], [], []
+    compile_seconds = 0.0
     with mode:
-        for _ in range(spec["warmup"] + spec["steps"]):
-            batch, wait = next(batches)
+        todo = [next(batches) for _ in range(spec["warmup"] + spec["steps"])]
+        if spec.get("compile"):  # compile every measured batch's bucket first, untimed
+            start = time.perf_counter()
+            for batch, _ in todo:
+                trainer._step(batch.to(exp.device))
+            compile_seconds = time.perf_counter() - start
+        for batch, wait in todo:
             start = time.perf_counter()
             trainer._step(batch.to(exp.device))
             seconds.append(time.perf_counter() - start)
             frames.append(float(batch.tgt_lens.sum()))
             waits.append(wait)
     threads = torch.get_num_threads()
-    return {"seconds": seconds, "frames": frames, "waits": waits, "threads": threads}
+    return {
+        "seconds": seconds,
+        "frames": frames,
+        "waits": waits,
+        "threads": threads,
+        "compile_seconds": compile_seconds,
+    }
 
 
 def run_contender(c: Contender, spec: dict) -> dict:
     """One contender in a fresh process with ``c.code`` first on ``PYTHONPATH``."""
     spec = {**spec, "fused": c.fused, "precision": c.precision, "compile": c.compile}
+    spec["frames"] = c.frames
     env = {**os.environ, "PYTHONPATH": c.code, "TQDM_DISABLE": "1"}
     out = subprocess.run(
         [sys.executable, __file__, "--worker", json.dumps(spec)],
@@ -250,6 +275,7 @@ def compare(contenders: list[Contender], specs: list[dict], reps: int) -> list[d
                     "frames_per_second": summarize(fps[c.name]),
                     "loader_share": summarize(share[c.name]),
                     "ratio": summarize([a / b for a, b in zip(fps[c.name], base)]),
+                    "compile_seconds": summarize([r.get("compile_seconds", 0.0) for r in raw[c.name]]),
                     "runs": raw[c.name],
                 }
             )
@@ -268,8 +294,9 @@ def _say(msg: str) -> None:
 def markdown(rows: list[dict]) -> str:
     """The comparison as a Markdown table (medians with min–max)."""
     lines = [
-        "| predictor | positions | B | contender | target frames/s | ratio to first | loader |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| predictor | positions | B | contender | target frames/s | ratio to first | loader "
+        "| compile pass |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         f, q = r["frames_per_second"], r["ratio"]
@@ -277,7 +304,8 @@ def markdown(rows: list[dict]) -> str:
             f"| {r['predictor']} | {r['pos_enc']} | {r['batch_size']} | {r['contender']} | "
             f"{f['median']:.0f} [{f['min']:.0f}–{f['max']:.0f}] | "
             f"{q['median']:.2f} [{q['min']:.2f}–{q['max']:.2f}] | "
-            f"{100 * r['loader_share']['median']:.1f}% |"
+            f"{100 * r['loader_share']['median']:.1f}% | "
+            + (f"{c['median']:.0f} s |" if (c := r.get("compile_seconds")) and c["max"] else "– |")
         )
     return "\n".join(lines)
 
@@ -310,6 +338,11 @@ def main(argv: list[str] | None = None) -> None:
         "new_reference_attention": Contender("new, reference attention", new, fused=False),
         "new_bf16": Contender("new, bf16", new, precision="bf16"),
         "new_compile": Contender("new, compile", new, compile=True),
+        "new_frames": Contender("new, batch_frames", new, frames=True),
+        "new_bf16_compile": Contender("new, bf16 + compile", new, precision="bf16", compile=True),
+        "new_all": Contender(
+            "new, bf16 + compile + batch_frames", new, precision="bf16", compile=True, frames=True
+        ),
     }
     contenders = [known[k] for k in args.contenders.split(",")]
     if any(c.name == "old" for c in contenders) and not args.old:
