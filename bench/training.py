@@ -275,7 +275,9 @@ def compare(contenders: list[Contender], specs: list[dict], reps: int) -> list[d
                     "frames_per_second": summarize(fps[c.name]),
                     "loader_share": summarize(share[c.name]),
                     "ratio": summarize([a / b for a, b in zip(fps[c.name], base)]),
-                    "compile_seconds": summarize([r.get("compile_seconds", 0.0) for r in raw[c.name]]),
+                    "compile_seconds": summarize(
+                        [r.get("compile_seconds", 0.0) for r in raw[c.name]]
+                    ),
                     "runs": raw[c.name],
                 }
             )
