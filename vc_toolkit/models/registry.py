@@ -94,3 +94,4 @@ class Choice:
 PITCH_PREDICTORS = Registry("model.pitch_predictor")
 PROSODY = Registry("model.prosody")
 CONDITIONING = Registry("model.conditioning")
+ALIGNERS = Registry("model.aligner")
