@@ -61,9 +61,6 @@ from vc_toolkit.models.token_values import expand_tokens, hard_alignment, token_
 from vc_toolkit.models.tts_terms import ALIGNER_TERMS, tts_terms
 from vc_toolkit.models.variance import regulate_length
 
-TEXT_PARTS = ("token_embed", "encoder", "aligner")
-"""State-dict prefixes of the text side: no VC model has them with this meaning."""
-
 
 @MODEL_FAMILIES.register("fastspeech2tts")
 class FastSpeech2TTS(FastSpeech2Base):
@@ -76,7 +73,13 @@ class FastSpeech2TTS(FastSpeech2Base):
         reduction_factor (int): frames per reduced frame ``r``.
         vocab_size (int): symbols including the padding id 0 (``len(SymbolTable)``).
         speakers (SpeakerTable | None): names of the conditioning rows.
+
+    ``input_parts``: the state-dict prefixes of the text side (token embedding, text encoder,
+    aligner), which no VC model has with this meaning.
     """
+
+    input_parts = ("token_embed", "encoder", "aligner")
+    input_kind = "text"
 
     def __init__(
         self,

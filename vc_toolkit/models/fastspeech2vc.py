@@ -70,6 +70,9 @@ __all__ = ["ConvPostnet", "FastSpeech2VC", "build_model", "rescale_log"]
 class FastSpeech2VC(FastSpeech2Base):
     """FastSpeech2-style VC model.
 
+    ``input_parts`` names the state-dict prefixes of the speech input side (not shared with
+    the text family; see :data:`~vc_toolkit.models.fs2base.SHARED_PARTS`).
+
     Args:
         cfg (ModelConfig): model settings.
         n_mels (int): mel bins.
@@ -77,6 +80,9 @@ class FastSpeech2VC(FastSpeech2Base):
         speakers (SpeakerTable | None): names of the conditioning rows (the tag's
             ``speakers.json``); None: ``src`` and ``tgt``. Unused with conditioning ``none``.
     """
+
+    input_parts = ("input_proj", "src_pitch_embed", "src_energy_embed", "encoder")
+    input_kind = "speech"
 
     def __init__(
         self,

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -123,10 +123,14 @@ def check_scales(
 class FastSpeech2Base(Choice, nn.Module):
     """The parts and steps the model families share (see the module docstring).
 
-    A family's ``__init__`` builds its input side, then calls :meth:`_build_adaptor`
-    and :meth:`_init_weights`. ``values`` pitch/energy values per position of the
+    A family's ``__init__`` builds its input side (state-dict prefixes ``input_parts``,
+    input ``input_kind``: ``speech`` or ``text``), then calls :meth:`_build_adaptor` and
+    :meth:`_init_weights`. ``values`` pitch/energy values per position of the
     sequence the predictors run on: ``r`` at reduced frames, 1 per token.
     """
+
+    input_parts: ClassVar[tuple[str, ...]] = ()
+    input_kind: ClassVar[str] = ""
 
     def _build_adaptor(
         self,

@@ -369,14 +369,17 @@ def _load_pretrain(exp: Experiment) -> None:
         ) from None
     state = checkpoint.load(path)
     parent_table = speakers.parent_table(pcfg.tag, layout)
+    cross, notes = pretrain.family_exclusions(parent_cfg.model, exp.cfg.model)
     report = pretrain.load_weights(
         exp.core,
         state["model"],
         pcfg.strict,
-        pcfg.exclude,
+        [*pcfg.exclude, *cross],
         pcfg.freeze,
         speakers=(parent_table, exp.speakers),
     )
+    report.family_excluded = [n for n in report.excluded if pretrain.matches(n, cross)]
+    report.notes += notes
     exp.pretrain_report = report
     logger.info("initialised from pretrain tag '%s' (%s):", pcfg.tag, layout.shown(path))
     for line in report.lines():
