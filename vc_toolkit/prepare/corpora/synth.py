@@ -2,7 +2,7 @@
 
 libespeak-ng keeps synthesiser state between calls, so each file is synthesised in
 a freshly forked child seeded from the file's key (see
-:mod:`vc_toolkit.prepare.corpora.espeak`): every file is byte-identical on every
+:mod:`vc_toolkit.text.espeak`): every file is byte-identical on every
 run and independent of which files already exist. The key also seeds the room
 (silence padding and noise floor).
 """
@@ -22,7 +22,7 @@ from tqdm import tqdm
 from vc_toolkit.config.spk import Voice
 from vc_toolkit.io import atomic_open
 from vc_toolkit.prepare.corpora.base import CorpusError
-from vc_toolkit.prepare.corpora.espeak import Espeak
+from vc_toolkit.text.espeak import Espeak
 
 
 @dataclass(frozen=True)
