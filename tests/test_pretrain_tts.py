@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import shutil
 
 import pytest
 import torch
 from conftest import TINY_TAG, copy_root, write_conf
 from factories import tiny_config
-from tts_fixtures import make_text_dump, tiny_tts_config, tts_tag
+from tts_fixtures import make_text_spk, tiny_tts_config, tts_tag
 
 from vc_toolkit.models import build_model
 from vc_toolkit.models.fs2base import SHARED_PARTS
@@ -76,12 +75,10 @@ def test_same_family_excludes_nothing():
 
 @pytest.fixture(scope="module")
 def chain_root(tiny_features_root, tmp_path_factory):
-    """Spk 'tiny' (speech) and 'tinytext' (the same recordings as text); TTS tag 'p' trained."""
+    """Spk 'tiny' (speech) and 'tinytts' (text, same features); TTS tag 'p' trained on it."""
     root = copy_root(tiny_features_root, tmp_path_factory.mktemp("chain"))
-    shutil.copytree(root / "dump/tiny", root / "dump/tinytext")
-    shutil.copy(root / "conf/spk/tiny.yaml", root / "conf/spk/tinytext.yaml")
-    make_text_dump(root, "tinytext")
-    write_conf(root, "tag", "p", {**tts_tag(epochs=2), "spk": "tinytext"})
+    make_text_spk(root)
+    write_conf(root, "tag", "p", tts_tag(epochs=2))
     train_tag("p", Layout(root), device="cpu")
     return root
 

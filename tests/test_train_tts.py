@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import TINY_TAG, copy_root, write_conf
-from tts_fixtures import make_text_dump, tts_tag
+from tts_fixtures import make_text_spk, tts_tag
 
+from vc_toolkit.data.text_dump import TextDumpSplit, write_durations
 from vc_toolkit.paths import Layout
 from vc_toolkit.records import read_history
 from vc_toolkit.train.family import FamilyMismatchError
@@ -21,9 +22,9 @@ from vc_toolkit.train.stage import run as train_tag
 
 @pytest.fixture(scope="module")
 def text_root(tiny_features_root, tmp_path_factory):
-    """A root whose spk 'tiny' is a text dump (tokens for every utterance); do not modify."""
+    """A root with the speech spk 'tiny' and the text spk 'tinytts' (stage 1 done)."""
     root = copy_root(tiny_features_root, tmp_path_factory.mktemp("text"))
-    make_text_dump(root, "tiny")
+    make_text_spk(root)
     return root
 
 
@@ -48,7 +49,7 @@ def test_tts_tag_trains_through_the_generic_loop(troot):
     }  # fmt: skip
     assert all(np.isfinite(v) for v in dev.values())
     state = _state(troot)
-    symbols = json.loads((troot / "dump/tiny/symbols.json").read_text())
+    symbols = json.loads((troot / "dump/tinytts/symbols.json").read_text())
     assert state["symbols"] == symbols  # inference needs the table
     assert json.loads((troot / "exp/t/symbols.json").read_text()) == symbols
     assert "token_embed.weight" in state["model"] and "aligner" in " ".join(state["model"])
@@ -120,18 +121,17 @@ def test_samplers_balance_tokens_as_the_second_stream(troot):
     assert exp.sampler.extra is not None
     assert list(exp.sampler.extra) == list(exp.train_set.token_counts)
     assert exp.core.vocab_size == len(
-        json.loads((troot / "dump/tiny/symbols.json").read_text())["symbols"]
+        json.loads((troot / "dump/tinytts/symbols.json").read_text())["symbols"]
     )
 
 
-def test_model_family_and_dump_kind_must_agree(troot, tiny_features_root, tmp_path):
-    write_conf(troot, "tag", "vc", TINY_TAG)  # a VC model on a text spk
+def test_model_family_and_dump_kind_must_agree(troot):
+    write_conf(troot, "tag", "vc", {**TINY_TAG, "spk": "tinytts"})  # a VC model, a text spk
     with pytest.raises(FamilyMismatchError, match="model.type: fastspeech2tts"):
         setup("vc", Layout(troot), device="cpu", write=False)
-    speech = copy_root(tiny_features_root, tmp_path / "speech")
-    write_conf(speech, "tag", "t", tts_tag())  # a TTS model on a speech spk
+    write_conf(troot, "tag", "t2", tts_tag(spk="tiny"))  # a TTS model on a speech spk
     with pytest.raises(FamilyMismatchError, match="model.type: fastspeech2vc"):
-        setup("t", Layout(speech), device="cpu", write=False)
+        setup("t2", Layout(troot), device="cpu", write=False)
 
 
 def test_dev_images_include_the_alignment(troot):
@@ -155,18 +155,13 @@ def test_fixed_durations_are_read_and_used(troot):
     write_conf(troot, "tag", "fixed", data)
     with pytest.raises(Exception, match="vc-align --tag al"):
         setup("fixed", Layout(troot), device="cpu", write=False)
-    exp = setup("t", Layout(troot), device="cpu", write=False)
     for split in ("train", "dev"):  # durations a previous tag would have written
-        ds = exp.train_set if split == "train" else exp.dev_set
-        rows = []
-        for i in range(len(ds)):
-            n, t = len(ds[i]["tokens"]), len(ds[i]["tgt_mel"]) // 2
-            d = np.ones(n, np.int64)
-            d[-1] += t - n
-            rows.append(d)
-        folder = troot / f"dump/tiny/{split}/durations"
-        folder.mkdir(parents=True, exist_ok=True)
-        np.save(folder / "al.npy", np.concatenate(rows))
+        ds = TextDumpSplit(troot / f"dump/tinytts/{split}")
+        rows = {}
+        for i, utt in enumerate(ds.utt_ids):
+            n, t = int(ds.token_counts[i]), int(ds.tgt_frames[i]) // 2
+            rows[utt] = [1] * (n - 1) + [t - n + 1]
+        write_durations(troot / f"dump/tinytts/{split}", "al", rows, ds)
     exp = setup("fixed", Layout(troot), device="cpu", write=False)
     batch = next(iter(exp.train_loader()))
     assert batch.duration is not None

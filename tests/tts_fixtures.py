@@ -16,7 +16,7 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-from factories import TINY_TAG, tiny_config
+from factories import TINY_SPK, TINY_TAG, tiny_config
 
 from vc_toolkit.config.aligner import Aligner
 from vc_toolkit.config.tag import Conditioning, ModelConfig
@@ -85,9 +85,11 @@ def random_text_batch(*args, **kwargs) -> TextBatch:
     return collate_text(text_items(*args, **kwargs))
 
 
-def tts_tag(epochs: int = 2) -> dict:
-    """The tiny tag (``TINY_TAG``) as a TTS tag: tiny aligner, binarisation from step 2."""
+def tts_tag(epochs: int = 2, spk: str = "tinytts") -> dict:
+    """The tiny tag (``TINY_TAG``) as a TTS tag on ``spk``: tiny aligner, binarisation from
+    step 2."""
     data = copy.deepcopy(TINY_TAG)
+    data["spk"] = spk
     data["model"].update(
         type="fastspeech2tts",
         aligner={"hidden": 16, "bin_start_steps": 2, "bin_warmup_steps": 2},
@@ -96,22 +98,23 @@ def tts_tag(epochs: int = 2) -> dict:
     return data
 
 
-def make_text_dump(root: Path, spk: str, seed: int = 0) -> None:
-    """Turn the finished VC dump of ``spk`` into a text dump (PROVISIONAL: stub format)."""
-    from vc_toolkit.data.dump import DumpSplit
-    from vc_toolkit.text.symbols import SymbolTable
+TINY_TEXT_SPK = {
+    **TINY_SPK,
+    "note": "tiny demo TTS corpus for tests",
+    "corpus": {"name": "demo_tts", "num_utts": 10},
+    "text": {"frontend": "espeak", "language": "en-us"},
+}
+"""A text spk with the tiny spk's features (16 kHz, r 2): 6 train / 2 dev / 2 eval sentences."""
 
-    rng = np.random.default_rng(seed)
-    dump = root / "dump" / spk
-    table = SymbolTable([chr(ord("a") + i) for i in range(VOCAB - 2)] + [","], pauses=[","])
-    table.save(dump / "symbols.json")
-    for split in ("train", "dev", "eval"):
-        ds = DumpSplit(dump / split)
-        tokens, segs = {}, {}
-        for u, t in zip(ds.utt_ids, ds.tgt_frames):
-            n = int(rng.integers(3, min(12, int(t) // 2) + 1))
-            tokens[u] = rng.integers(1, VOCAB, n)
-            cut = int(rng.integers(1, n))
-            segs[u] = np.array([cut, n - cut]) if n > 3 else np.array([n])
-        np.savez(dump / split / "tokens.npz", **tokens)
-        np.savez(dump / split / "tok_seg.npz", **segs)
+
+def make_text_spk(root: Path, name: str = "tinytts") -> None:
+    """Write ``conf/spk/<name>.yaml`` (:data:`TINY_TEXT_SPK`) and run its stages 0 and 1."""
+    from conftest import write_conf
+
+    from vc_toolkit.paths import Layout
+    from vc_toolkit.prepare import stage as prepare
+    from vc_toolkit.preprocess import stage as preprocess
+
+    write_conf(root, "spk", name, TINY_TEXT_SPK)
+    prepare.run(name, Layout(root), nj=2)
+    preprocess.run(name, Layout(root), nj=1)
