@@ -75,6 +75,11 @@ def _standalone(args, layout) -> int:
     else:
         bundle = load_tag_bundle(layout, args.tag, args.checkpoint)
         infer = resolve_infer(bundle.cfg.infer, _overrides(args), layout)
+    if bundle.is_text:
+        raise UserError(
+            f"tag '{bundle.tag}' is a text-to-speech model: speak text with vc-synthesize "
+            f"--tag {bundle.tag} --text \"...\""
+        )
     pair = choose_pair(
         bundle.pairs, bundle.speakers, bundle.stats,
         args.src_speaker, args.tgt_speaker, args.src_emotion, args.tgt_emotion,
