@@ -101,12 +101,12 @@ class AlignerBase(Choice, nn.Module, ABC):
 
 
 def _encode(convs: nn.ModuleList, x: Tensor, mask: Tensor) -> Tensor:
-    """Masked convs with ReLU between them; zero on padding."""
+    """Masked convs (each zeroes padded inputs) with ReLU between them."""
     for i, conv in enumerate(convs):
         x = conv(x, mask)
         if i < len(convs) - 1:
             x = F.relu(x)
-    return x.masked_fill(~mask[..., None], 0.0)
+    return x
 
 
 @ALIGNERS.register("conv")
@@ -136,6 +136,25 @@ class ConvAligner(AlignerBase):
             [MaskedConv(mel_dim, h, cfg.mel_kernel), MaskedConv(h, h, 1), MaskedConv(h, h, 1)]
         )
 
+    def encode(
+        self, text: Tensor, text_mask: Tensor, mel: Tensor, mel_mask: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Keys and queries of the attention, in float32.
+
+        Args:
+            text (Tensor): token hidden sequence, (B, N, text_dim).
+            text_mask (Tensor): real tokens, (B, N) bool.
+            mel (Tensor): mel frames, (B, T, mel_dim).
+            mel_mask (Tensor): real frames, (B, T) bool.
+
+        Returns:
+            tuple[Tensor, Tensor]: keys (B, N, hidden) and queries (B, T, hidden); what
+            padded positions hold is never used.
+        """
+        keys = _encode(self.text_encoder, text.float(), text_mask)
+        queries = _encode(self.mel_encoder, mel.float(), mel_mask)
+        return keys, queries
+
     def forward(
         self,
         text: Tensor,
@@ -145,8 +164,7 @@ class ConvAligner(AlignerBase):
         prior: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         with torch.autocast(device_type=mel.device.type, enabled=False):
-            keys = _encode(self.text_encoder, text.float(), text_mask)  # (B, N, h)
-            queries = _encode(self.mel_encoder, mel.float(), mel_mask)  # (B, T, h)
+            keys, queries = self.encode(text, text_mask, mel, mel_mask)
             dist = (
                 queries.pow(2).sum(-1)[:, :, None]
                 + keys.pow(2).sum(-1)[:, None, :]

@@ -35,7 +35,6 @@ from torch import Tensor
 from vc_toolkit.errors import UserError
 from vc_toolkit.models.frames import lengths_to_mask
 
-
 _FLOOR = -1e4
 """Log-score standing in for -inf where a gradient must stay finite."""
 
@@ -170,7 +169,7 @@ def forward_sum_loss(
 def _viterbi(scores: np.ndarray, text_lens: np.ndarray, mel_lens: np.ndarray) -> np.ndarray:
     """Token index of every frame on the best monotonic path, (B, T) int (-1 on padding).
 
-    ``scores`` (B, T, N) float64 with ``-inf`` outside each utterance's real block.
+    ``scores`` (B, T, N) float64, finite; only each utterance's real block is read.
     Vectorised over the batch and the token axis; one step per frame.
     """
     b, t_max, n_max = scores.shape
@@ -220,10 +219,8 @@ def monotonic_alignment_search(log_attn: Tensor, text_lens: Tensor, mel_lens: Te
     scores = log_attn.detach().cpu().double().numpy().copy()
     # -inf or NaN inside the real block would leave no finite path: floor them instead
     scores = np.nan_to_num(scores, nan=-1e9, neginf=-1e9, posinf=1e9).clip(-1e9, 1e9)
-    real = (np.arange(t_max)[None, :, None] < t_lens[:, None, None]) & (
-        np.arange(n_max)[None, None, :] < n_lens[:, None, None]
-    )
-    scores[~real] = -np.inf
+    # padding needs no masking: the path ends at (T_b - 1, N_b - 1) and only ever moves to
+    # earlier frames and tokens, and the scores of a cell depend on no later cell
     path = _viterbi(scores, n_lens, t_lens)
     hard = torch.zeros(b, t_max, n_max, dtype=log_attn.dtype)
     frames = torch.from_numpy(path)
