@@ -97,6 +97,8 @@ class AlignerBase(Choice, nn.Module, ABC):
             tuple[Tensor, Tensor]: ``log_attn`` (B, T, N), a log-softmax over the real
             tokens of (logits + prior), ``-inf`` on padded tokens and 0 on padded frames;
             and the raw logits (B, T, N) before the prior, masked the same way.
+            (``hard * log_attn`` is NaN where ``log_attn`` is ``-inf``: use
+            :func:`binarization_loss`, which selects instead of multiplying.)
         """
 
 
@@ -111,7 +113,7 @@ def _encode(convs: nn.ModuleList, x: Tensor, mask: Tensor) -> Tensor:
 
 @ALIGNERS.register("conv")
 class ConvAligner(AlignerBase):
-    """Conv encoders and a squared-L2 attention (Badlani et al. 2022, section 2.1).
+    """Conv encoders and a squared-L2 attention (Badlani et al. 2022).
 
     Text encoder: conv(``text_kernel``) → ReLU → conv(1); mel encoder: conv(``mel_kernel``)
     → ReLU → conv(1) → ReLU → conv(1); both ``hidden`` wide. Logits are
