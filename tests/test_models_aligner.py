@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
 
 import numpy as np
 import pytest
@@ -344,7 +343,6 @@ def _duration_error(aligner, batch):
 def test_training_recovers_known_durations():
     """A few hundred steps of forward-sum (then binarisation) loss on fresh synthetic
     batches; the durations of a held-out batch must come out right."""
-    start = time.perf_counter()
     gen = torch.Generator().manual_seed(0)
     table = torch.randn(10, 8, generator=gen)
     held_out = _synthetic_batch(gen, table, batch=16)
@@ -364,7 +362,6 @@ def test_training_recovers_known_durations():
         loss.backward()
         opt.step()
     assert _duration_error(aligner, held_out) < 0.2
-    assert time.perf_counter() - start < 10
 
 
 def test_config_defaults_validation_and_schedule():
