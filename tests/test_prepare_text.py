@@ -7,12 +7,15 @@ import pytest
 import soundfile as sf
 from conftest import TINY_SPK, make_wav, write_conf
 
+from vc_toolkit.config import load_spk
 from vc_toolkit.errors import UserError
 from vc_toolkit.io import read_scp
 from vc_toolkit.paths import Layout
 from vc_toolkit.prepare import stage as prepare
 from vc_toolkit.prepare.corpora import CorpusError
 from vc_toolkit.prepare.corpora.synth import Room, add_room, room_pads
+from vc_toolkit.text.frontend import build_frontend
+from vc_toolkit.text.phone_times import read_phone_times, token_starts
 
 TEXT = {"frontend": "espeak", "language": "en-us"}
 SPLIT = {"dev": 1, "eval": 1, "seed": 0}
@@ -56,11 +59,17 @@ def test_demo_tts_lists_text_and_espeak_phone_times(root):
     assert rows[0] == "start\tend\tphone\tword"
     table = [r.split("\t") for r in rows[1:]]
     starts, ends = np.array([float(r[0]) for r in table]), np.array([float(r[1]) for r in table])
-    assert np.all(ends > starts) and np.allclose(starts[1:], ends[:-1])
+    assert np.all(ends >= starts) and np.allclose(starts[1:], ends[:-1])
     wav, sr = sf.read(root / lists["harvard_001"][0])
     assert 0.1 <= starts[0] <= 0.4 + 0.05 and ends[-1] < len(wav) / sr  # after the head pad
     assert [r[2] for r in table[:5]] == ["ð", "ə", "b", "ˈɜː", "tʃ"]
     assert "_" in [r[2] for r in table]  # the inserted break is a pause
+    # espeak-ng's phoneme events are the espeak front-end's phonemes of the frozen text
+    front = build_frontend(load_spk("t", root).text)
+    for u, (_, text, _) in lists.items():
+        rows = read_phone_times(root / f"data/t/phone_times/{u}.tsv")
+        starts = token_starts(front.symbols_of(text), rows, front.pause_symbols)
+        assert starts is not None and np.all(np.diff(starts[~np.isnan(starts)]) >= 0)
 
 
 def test_room_pads_match_the_padding_add_room_writes():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 from conftest import REPO
 
@@ -13,6 +14,7 @@ from vc_toolkit.config.spk import SpkConfig
 from vc_toolkit.config.text import TextConfig
 from vc_toolkit.errors import UserError
 from vc_toolkit.text.frontend import FRONTENDS, split_pauses, text_to_ids
+from vc_toolkit.text.phone_times import boundary_errors, read_phone_times, token_starts
 from vc_toolkit.text.symbols import PAD, WORD_BOUNDARY, SymbolTable, segments
 
 
@@ -159,3 +161,24 @@ def test_parallel_spks_keep_their_pinned_form():
         pinned = pinned_dict(load_spk(name, REPO))
         assert "text" not in pinned
         assert "phone_times" not in str(pinned)
+
+
+def test_phone_times_give_each_phoneme_token_its_reference_start(tmp_path):
+    path = tmp_path / "u.tsv"
+    path.write_text(
+        "start\tend\tphone\tword\n0.2\t0.3\th\t0\n0.3\t0.5\tˈoʊ\t0\n0.5\t0.7\t_\t-\n"
+        "0.7\t0.8\tl\t1\n",
+        encoding="utf-8",
+    )
+    rows = read_phone_times(path)
+    starts = token_starts(["h", "ˈ", "oʊ", ",", "l"], rows, pauses=",")
+    assert starts[[0, 2, 4]].tolist() == [0.2, 0.3, 0.7] and np.isnan(starts[[1, 3]]).all()
+    assert token_starts(["h", "ˈ", "oʊ", ",", "d"], rows, pauses=",") is None
+    assert token_starts(["h", "ˈ", "oʊ"], rows, pauses=",") is None  # a phoneme left over
+    # an alignment that starts each token exactly at its reference frame edge scores 0
+    hop, sr = 100, 1000  # 0.1 s frames; edge of frame f at head + (f - 0.5) * 0.1
+    durations = np.array([1, 0, 4, 0, 1])
+    err = boundary_errors(durations, starts, 0.25, hop, sr, reduction_factor=1)
+    np.testing.assert_allclose(err, [0.0, 0.0, 0.0], atol=1e-9)
+    err = boundary_errors(np.array([2, 0, 3, 0, 1]), starts, 0.25, hop, sr, 1)
+    np.testing.assert_allclose(err, [0.0, 0.1, 0.0], atol=1e-9)

@@ -32,7 +32,7 @@ class TextConfig:
     frontend: Literal["espeak", "chars", "openjtalk"] = opt(
         "espeak",
         "espeak: phonemes from libespeak-ng; chars: characters; openjtalk: Japanese phonemes "
-        "(optional extra: pip install pyopenjtalk-plus)",
+        "(optional extra: pip install -e '.[ja]')",
     )
     language: str = opt(
         "en-us", "espeak: the espeak-ng language whose pronunciation rules apply (en-us, de...)"

@@ -4,7 +4,9 @@
   ``openjtalk``) and :func:`~vc_toolkit.text.frontend.text_to_ids`;
 * :mod:`vc_toolkit.text.symbols`: :class:`~vc_toolkit.text.symbols.SymbolTable`;
 * :mod:`vc_toolkit.text.espeak`: the libespeak-ng binding (phonemes, and the synthesis
-  the demo corpora use).
+  the demo corpora use);
+* :mod:`vc_toolkit.text.phone_times`: espeak-ng's own phoneme timings of ``demo_tts``
+  against the durations of an alignment.
 
 Imports only the core layer.
 """

@@ -174,7 +174,7 @@ class CharsFrontend(Frontend):
 
 @FRONTENDS.register("openjtalk")
 class OpenJTalkFrontend(Frontend):
-    """Japanese phonemes from pyopenjtalk-plus (optional: ``pip install pyopenjtalk-plus``).
+    """Japanese phonemes from pyopenjtalk-plus (the optional extra ``ja``).
 
     OpenJTalk's own ``pau`` (at punctuation it was given) is dropped: pauses come from
     ``text.pauses`` as in the other front-ends. Japanese has no spaces between words, so
@@ -188,7 +188,7 @@ class OpenJTalkFrontend(Frontend):
         except ImportError:
             raise UserError(
                 "text.frontend openjtalk needs pyopenjtalk-plus (its dictionary ships in the "
-                "wheel): pip install pyopenjtalk-plus, or use text.frontend chars"
+                "wheel): pip install -e '.[ja]', or use text.frontend chars"
             ) from None
         self._g2p = pyopenjtalk.g2p
 

@@ -49,8 +49,8 @@ def spoken_text(text: str, pause_ms: int, min_words: int) -> str:
     puts its pause (after the word before the middle), unless punctuation is there already.
 
     Example:
-        >>> spoken_text("one two three four", 300, 4), spoken_text("one two, three", 300, 3)
-        ('one two, three four', 'one two, three')
+        >>> spoken_text("one two three four", 300, 4), spoken_text("one two; three four", 300, 4)
+        ('one two, three four', 'one two; three four')
         >>> spoken_text("one two three four", 0, 4)
         'one two three four'
     """

@@ -19,7 +19,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from vc_toolkit.config.spk import Voice
+from vc_toolkit.config.voice import Voice
 from vc_toolkit.io import atomic_open, atomic_write_text
 from vc_toolkit.prepare.corpora.base import CorpusError
 from vc_toolkit.text.espeak import Espeak, PhonemeEvent
@@ -131,18 +131,21 @@ def phone_rows(events: list[PhonemeEvent], n: int, head: int, sr: int) -> list[t
     """Rows of a phone-times file: ``start end phone word`` (seconds in the written file).
 
     A phoneme lasts until the next one starts (the last until the end of the speech,
-    ``n`` samples); pauses are named ``_`` with word ``-``; zero-length events are left out.
+    ``n`` samples); pauses are named ``_`` with word ``-``. A phoneme espeak-ng merges into
+    its neighbour (a final dark ``l``) keeps its zero-length row, so the rows list every
+    phoneme it spoke; zero-length pauses are left out.
 
     Example:
-        >>> ev = [PhonemeEvent(0, "h", 0), PhonemeEvent(100, "ə", 0), PhonemeEvent(300, "", 0)]
+        >>> ev = [PhonemeEvent(0, "h", 0), PhonemeEvent(100, "ə", 0), PhonemeEvent(300, "l", 0),
+        ...       PhonemeEvent(300, "", 0), PhonemeEvent(400, "", 0)]
         >>> phone_rows(ev, 400, head=100, sr=1000)[1:]
         [('0.100000', '0.200000', 'h', '0'), ('0.200000', '0.400000', 'ə', '0'), \
-('0.400000', '0.500000', '_', '-')]
+('0.400000', '0.400000', 'l', '0'), ('0.400000', '0.500000', '_', '-')]
     """
     rows = [PHONE_TIMES_HEADER]
     starts = [min(e.sample, n) for e in events] + [n]
     for e, a, b in zip(events, starts, starts[1:], strict=False):
-        if b <= a:
+        if b < a or (b == a and not e.name):
             continue
         name, word = (e.name, str(max(e.word, 0))) if e.name else ("_", "-")
         rows.append((f"{(a + head) / sr:.6f}", f"{(b + head) / sr:.6f}", name, word))
