@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
 
 import numpy as np
 import pytest
@@ -176,12 +175,14 @@ def test_durations_of_a_hand_alignment():
 
 def test_binarization_loss_hand_example():
     p = torch.tensor([[[0.5, 0.5], [0.2, 0.8], [0.1, 0.9]], [[1.0, 0.0], [0.3, 0.7], [0.3, 0.7]]])
-    log_attn = torch.log(p)  # log 0 = -inf where the hard alignment is 0: must not give NaN
-    hard = torch.tensor([[[1.0, 0], [0, 1], [0, 1]], [[1, 0], [1, 0], [0, 0]]])
+    log_attn = torch.log(p).requires_grad_(True)  # log 0 = -inf where hard is 0: no NaN
+    hard = torch.tensor([[[1.0, 0], [0, 1], [0, 1]], [[1, 0], [1, 0], [0, 1]]])  # [1, 2]: padding
     mel_mask = torch.tensor([[True, True, True], [True, True, False]])
     loss = binarization_loss(hard, log_attn, mel_mask)
     expected = -(math.log(0.5) + math.log(0.8) + math.log(0.9) + math.log(1.0) + math.log(0.3)) / 5
     assert loss.item() == pytest.approx(expected, rel=1e-6)
+    loss.backward()
+    torch.testing.assert_close(log_attn.grad, -hard * mel_mask[..., None] / 5)
 
 
 def test_prior_shape_normalisation_and_diagonal():
@@ -225,6 +226,19 @@ def test_registry_and_output_masks():
     np.testing.assert_allclose(log_attn[1, :6, :2].exp().sum(1).detach().numpy(), 1.0, rtol=1e-5)
     for x in (log_attn, logits):
         assert torch.all(x[1, :6, 2:] == float("-inf")) and torch.all(x[1, 6:, :2] == 0)
+
+
+def test_logits_are_minus_temperature_times_squared_distance():
+    aligner = _aligner(temperature=0.3)
+    text_lens, mel_lens = torch.tensor([3, 2]), torch.tensor([5, 4])
+    args = (torch.randn(2, 3, 6), lengths_to_mask(text_lens), torch.randn(2, 5, 5))
+    _, logits = aligner(*args, lengths_to_mask(mel_lens))
+    keys, queries = aligner.encode(*args, lengths_to_mask(mel_lens))
+    assert keys.shape == (2, 3, 8) and queries.shape == (2, 5, 8)
+    for b in range(2):
+        t, n = int(mel_lens[b]), int(text_lens[b])
+        dist = ((queries[b, :t, None] - keys[b, None, :n]) ** 2).sum(-1)
+        torch.testing.assert_close(logits[b, :t, :n], -0.3 * dist, atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("prior", [True, False])
@@ -329,7 +343,6 @@ def _duration_error(aligner, batch):
 def test_training_recovers_known_durations():
     """A few hundred steps of forward-sum (then binarisation) loss on fresh synthetic
     batches; the durations of a held-out batch must come out right."""
-    start = time.perf_counter()
     gen = torch.Generator().manual_seed(0)
     table = torch.randn(10, 8, generator=gen)
     held_out = _synthetic_batch(gen, table, batch=16)
@@ -349,7 +362,6 @@ def test_training_recovers_known_durations():
         loss.backward()
         opt.step()
     assert _duration_error(aligner, held_out) < 0.2
-    assert time.perf_counter() - start < 10
 
 
 def test_config_defaults_validation_and_schedule():

@@ -167,3 +167,37 @@ def test_fixed_durations_are_read_and_used(troot):
     assert batch.duration is not None
     out = exp.core(batch)
     assert torch.equal(out["duration_target"], batch.duration)
+
+
+def test_vc_align_writes_durations_a_later_tag_trains_on(troot, capsys):
+    from vc_toolkit.bin.align import main as vc_align
+
+    train_tag("t", Layout(troot), device="cpu")
+    assert vc_align(["--tag", "t", "--root", str(troot), "--batch_size", "3"]) == 0
+    assert "reduced frames per token" in capsys.readouterr().out
+    exp = setup("t", Layout(troot), device="cpu", write=False)
+    for split in ("train", "dev", "eval"):
+        ds = TextDumpSplit(troot / f"dump/tinytts/{split}", durations="t")
+        plain = TextDumpSplit(troot / f"dump/tinytts/{split}")
+        for i in range(len(ds)):
+            d = ds[i]["duration"]
+            assert len(d) == len(ds[i]["tokens"]) and d.sum() == len(ds[i]["tgt_mel"]) // 2
+            assert (d >= 1).all()
+        batch = exp.family.collate([plain[i] for i in range(len(plain))])
+        mine = exp.core.align(batch)["duration"]  # the same model's MAS, batched differently
+        for i in range(len(ds)):
+            assert mine[i, : int(batch.token_lens[i])].tolist() == ds[i]["duration"].tolist()
+    fixed = tts_tag(epochs=1)
+    fixed["model"]["text"] = {"durations": "t"}
+    write_conf(troot, "tag", "f", fixed)
+    assert train_tag("f", Layout(troot), device="cpu")["steps"] == 3
+
+
+def test_vc_align_refuses_a_vc_tag_and_an_untrained_one(troot, capsys):
+    from vc_toolkit.bin.align import main as vc_align
+
+    write_conf(troot, "tag", "vc", TINY_TAG)
+    assert vc_align(["--tag", "vc", "--root", str(troot)]) == 1
+    assert "fastspeech2tts" in capsys.readouterr().err
+    assert vc_align(["--tag", "t", "--root", str(troot)]) == 1
+    assert "train it first" in capsys.readouterr().err

@@ -97,21 +97,23 @@ class AlignerBase(Choice, nn.Module, ABC):
             tuple[Tensor, Tensor]: ``log_attn`` (B, T, N), a log-softmax over the real
             tokens of (logits + prior), ``-inf`` on padded tokens and 0 on padded frames;
             and the raw logits (B, T, N) before the prior, masked the same way.
+            (``hard * log_attn`` is NaN where ``log_attn`` is ``-inf``: use
+            :func:`binarization_loss`, which selects instead of multiplying.)
         """
 
 
 def _encode(convs: nn.ModuleList, x: Tensor, mask: Tensor) -> Tensor:
-    """Masked convs with ReLU between them; zero on padding."""
+    """Masked convs (each zeroes padded inputs) with ReLU between them."""
     for i, conv in enumerate(convs):
         x = conv(x, mask)
         if i < len(convs) - 1:
             x = F.relu(x)
-    return x.masked_fill(~mask[..., None], 0.0)
+    return x
 
 
 @ALIGNERS.register("conv")
 class ConvAligner(AlignerBase):
-    """Conv encoders and a squared-L2 attention (Badlani et al. 2022, section 2.1).
+    """Conv encoders and a squared-L2 attention (Badlani et al. 2022).
 
     Text encoder: conv(``text_kernel``) → ReLU → conv(1); mel encoder: conv(``mel_kernel``)
     → ReLU → conv(1) → ReLU → conv(1); both ``hidden`` wide. Logits are
@@ -136,6 +138,25 @@ class ConvAligner(AlignerBase):
             [MaskedConv(mel_dim, h, cfg.mel_kernel), MaskedConv(h, h, 1), MaskedConv(h, h, 1)]
         )
 
+    def encode(
+        self, text: Tensor, text_mask: Tensor, mel: Tensor, mel_mask: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Keys and queries of the attention, in float32.
+
+        Args:
+            text (Tensor): token hidden sequence, (B, N, text_dim).
+            text_mask (Tensor): real tokens, (B, N) bool.
+            mel (Tensor): mel frames, (B, T, mel_dim).
+            mel_mask (Tensor): real frames, (B, T) bool.
+
+        Returns:
+            tuple[Tensor, Tensor]: keys (B, N, hidden) and queries (B, T, hidden); what
+            padded positions hold is never used.
+        """
+        keys = _encode(self.text_encoder, text.float(), text_mask)
+        queries = _encode(self.mel_encoder, mel.float(), mel_mask)
+        return keys, queries
+
     def forward(
         self,
         text: Tensor,
@@ -145,8 +166,7 @@ class ConvAligner(AlignerBase):
         prior: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         with torch.autocast(device_type=mel.device.type, enabled=False):
-            keys = _encode(self.text_encoder, text.float(), text_mask)  # (B, N, h)
-            queries = _encode(self.mel_encoder, mel.float(), mel_mask)  # (B, T, h)
+            keys, queries = self.encode(text, text_mask, mel, mel_mask)
             dist = (
                 queries.pow(2).sum(-1)[:, :, None]
                 + keys.pow(2).sum(-1)[:, None, :]

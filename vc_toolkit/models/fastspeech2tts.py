@@ -36,6 +36,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -177,6 +178,40 @@ class FastSpeech2TTS(FastSpeech2Base):
         out = {"log_attn": log_attn, "attn_hard": hard, "forward_sum": fsum, "bin": binary}
         return out, durations
 
+    def _aligned(self, batch: TextBatch, cond: Cond | None):
+        """Encoder output (conditioned), token mask, reduced target mel and mask, the
+        aligner's outputs and the durations (B, N) long of ``batch``."""
+        check_multiple(batch.tgt_lens, self.r, "tgt_lens")
+        emb, enc, tok_mask = self._encode(batch.tokens, batch.token_lens)
+        enc = self.conditioning(enc, tok_mask, "encoder", cond)
+        tgt_mel = stack_frames(batch.tgt_mel, self.r)
+        tgt_mask = reduced_mask(batch.tgt_lens, self.r, tgt_mel.shape[1])
+        text = emb if self.cfg.text.aligner_input == "embedding" else enc
+        out, durations = self._align(text, tok_mask, tgt_mel, tgt_mask, batch.duration)
+        return enc, tok_mask, tgt_mel, tgt_mask, out, durations
+
+    @torch.no_grad()
+    def align(self, batch: TextBatch) -> dict[str, Tensor]:
+        """The aligner's durations of sentences with their recordings (``vc-align``).
+
+        Runs in eval mode (restored afterwards); fixed durations in ``batch`` are ignored.
+
+        Args:
+            batch (TextBatch): sentences and their target features.
+
+        Returns:
+            dict[str, Tensor]: ``duration`` (B, N) long reduced frames per token (MAS, sums
+            to ``tgt_lens // r``), ``log_attn`` and ``attn_hard`` (B, Lt, N).
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            free = dataclasses.replace(batch, duration=None)
+            _, _, _, _, out, durations = self._aligned(free, batch.conditioning())
+        finally:
+            self.train(was_training)
+        return {"duration": durations, "log_attn": out["log_attn"], "attn_hard": out["attn_hard"]}
+
     def forward(self, batch: TextBatch) -> dict[str, Tensor]:
         """Teacher-forced forward pass (durations from the aligner, or the batch's).
 
@@ -193,17 +228,10 @@ class FastSpeech2TTS(FastSpeech2Base):
             ``log_attn`` (B, Lt, N) soft and ``attn_hard`` (B, Lt, N) hard alignment;
             ``forward_sum`` and ``bin`` (scalars); and the prosody module's outputs.
         """
-        r = self.r
-        check_multiple(batch.tgt_lens, r, "tgt_lens")
-        emb, enc, tok_mask = self._encode(batch.tokens, batch.token_lens)
-        cond = batch.conditioning()
-        enc = self.conditioning(enc, tok_mask, "encoder", cond)
+        r, cond = self.r, batch.conditioning()
+        enc, tok_mask, tgt_mel, tgt_mask, out, durations = self._aligned(batch, cond)
         n_frames = batch.tgt_mel.shape[1]
-        tgt_mel = stack_frames(batch.tgt_mel, r)
-        tgt_mask = reduced_mask(batch.tgt_lens, r, tgt_mel.shape[1])
         frame_mask = lengths_to_mask(batch.tgt_lens, n_frames)
-        text = emb if self.cfg.text.aligner_input == "embedding" else enc
-        out, durations = self._align(text, tok_mask, tgt_mel, tgt_mask, batch.duration)
         out.update(src_mask=tok_mask, tgt_mask=frame_mask, align_mask=tgt_mask)
         src_ids, seg_mask = segment_ids(
             batch.tok_seg, batch.n_seg, batch.token_lens, tok_mask.shape[1]

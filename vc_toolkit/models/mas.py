@@ -8,14 +8,13 @@ here reads only the real ``(t < T_b, n < N_b)`` block of each utterance, so what
 holds never changes a result.
 
 - :func:`beta_binomial_prior`: the static alignment prior that favours the diagonal
-  (Badlani et al., "One TTS Alignment To Rule Them All", ICASSP 2022, section 2.3).
+  (Badlani et al., "One TTS Alignment To Rule Them All", ICASSP 2022).
 - :func:`forward_sum_loss`: the negative log-likelihood of the text given the mel, summed
-  over every monotonic alignment (Badlani et al. 2022, section 2.2), computed with the CTC
+  over every monotonic alignment (Badlani et al. 2022), computed with the CTC
   forward algorithm (Graves et al., "Connectionist Temporal Classification", ICML 2006).
 - :func:`monotonic_alignment_search`: the most likely monotonic alignment, by Viterbi
-  (Kim et al., "Glow-TTS", NeurIPS 2020, section 3.2).
-- :func:`durations_from_alignment`, :func:`binarization_loss` (Badlani et al. 2022,
-  section 2.4).
+  (Kim et al., "Glow-TTS", NeurIPS 2020).
+- :func:`durations_from_alignment`, :func:`binarization_loss` (Badlani et al. 2022).
 
 Example:
     >>> log_attn = torch.log_softmax(torch.randn(2, 6, 3), dim=-1)
@@ -34,7 +33,6 @@ from torch import Tensor
 
 from vc_toolkit.errors import UserError
 from vc_toolkit.models.frames import lengths_to_mask
-
 
 _FLOOR = -1e4
 """Log-score standing in for -inf where a gradient must stay finite."""
@@ -70,7 +68,7 @@ def beta_binomial_prior(
     max_frames: int | None = None,
     max_tokens: int | None = None,
 ) -> Tensor:
-    """Log beta-binomial alignment prior (Badlani et al. 2022, eq. 6).
+    """Log beta-binomial alignment prior (Badlani et al. 2022).
 
     For frame ``t`` (1-based) of an utterance with ``T`` frames and ``N`` tokens, the
     prior over token ``k`` (0-based) is BetaBinomial(k; n=N-1, alpha=w t, beta=w (T-t+1))
@@ -119,7 +117,7 @@ def forward_sum_loss(
     Every frame's token scores are extended by a blank of score ``blank_logprob`` and
     renormalised (a log-softmax over blank + real tokens); the loss is the CTC loss
     (Graves et al. 2006) of the target sequence ``1, 2, ..., N_b`` (token indices, blank 0),
-    as in Badlani et al. 2022, eq. 3-5. So an alignment maps every frame to blank or a
+    as in Badlani et al. 2022. So an alignment maps every frame to blank or a
     token, tokens in order, each token on one run of >= 1 consecutive frames, blanks
     anywhere between; the loss sums the probability of all of them. Padded frames and
     padded tokens take no part (CTC lengths; padded tokens get no probability).
@@ -170,7 +168,7 @@ def forward_sum_loss(
 def _viterbi(scores: np.ndarray, text_lens: np.ndarray, mel_lens: np.ndarray) -> np.ndarray:
     """Token index of every frame on the best monotonic path, (B, T) int (-1 on padding).
 
-    ``scores`` (B, T, N) float64 with ``-inf`` outside each utterance's real block.
+    ``scores`` (B, T, N) float64, finite; only each utterance's real block is read.
     Vectorised over the batch and the token axis; one step per frame.
     """
     b, t_max, n_max = scores.shape
@@ -199,7 +197,8 @@ def monotonic_alignment_search(log_attn: Tensor, text_lens: Tensor, mel_lens: Te
     exactly one token, the first frame to the first token and the last frame to the last,
     and from one frame to the next the token stays or advances by one, so tokens come in
     order and each gets at least one frame. The search runs on the CPU in numpy (float64),
-    over each utterance's real block only; no gradient flows through it.
+    over each utterance's real block only; no gradient flows through it. Between two
+    equally good predecessors it keeps the frame on the same token.
 
     Args:
         log_attn (Tensor): soft alignment, (B, T, N) log-probabilities over tokens.
@@ -220,10 +219,8 @@ def monotonic_alignment_search(log_attn: Tensor, text_lens: Tensor, mel_lens: Te
     scores = log_attn.detach().cpu().double().numpy().copy()
     # -inf or NaN inside the real block would leave no finite path: floor them instead
     scores = np.nan_to_num(scores, nan=-1e9, neginf=-1e9, posinf=1e9).clip(-1e9, 1e9)
-    real = (np.arange(t_max)[None, :, None] < t_lens[:, None, None]) & (
-        np.arange(n_max)[None, None, :] < n_lens[:, None, None]
-    )
-    scores[~real] = -np.inf
+    # padding needs no masking: the path ends at (T_b - 1, N_b - 1) and only ever moves to
+    # earlier frames and tokens, and the scores of a cell depend on no later cell
     path = _viterbi(scores, n_lens, t_lens)
     hard = torch.zeros(b, t_max, n_max, dtype=log_attn.dtype)
     frames = torch.from_numpy(path)
@@ -247,7 +244,7 @@ def durations_from_alignment(hard: Tensor) -> Tensor:
 
 def binarization_loss(hard: Tensor, log_attn: Tensor, mel_mask: Tensor) -> Tensor:
     """Binarisation loss: -mean over real frames of sum_n hard * log_attn (Badlani et al.
-    2022, eq. 10), pulling the soft alignment towards the hard one.
+    2022), pulling the soft alignment towards the hard one.
 
     Args:
         hard (Tensor): hard alignment, (B, T, N) 0/1 (no gradient is taken through it).

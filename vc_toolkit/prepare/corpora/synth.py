@@ -19,7 +19,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from vc_toolkit.config.spk import Voice
+from vc_toolkit.config.voice import Voice
 from vc_toolkit.io import atomic_open, atomic_write_text
 from vc_toolkit.prepare.corpora.base import CorpusError
 from vc_toolkit.text.espeak import Espeak, PhonemeEvent
