@@ -61,7 +61,9 @@ def test_tokens_are_the_frontend_ids_and_scales_apply(trained, tmp_path):
 
 def test_text_file_numbers_its_sentences(trained, tmp_path):
     f = tmp_path / "s.txt"
-    f.write_text("# comment\nThe old dog sat by the red door.\n\nMy sister fixed the broken clock.\n")
+    f.write_text(
+        "# comment\nThe old dog sat by the red door.\n\nMy sister fixed the broken clock.\n"
+    )
     out = tmp_path / "o"
     assert _run(trained, "--tag", TAG, "--text_file", str(f), "--out", str(out)) == 0
     assert sorted(p.name for p in out.glob("*.wav")) == ["0001.wav", "0002.wav"]

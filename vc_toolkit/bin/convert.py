@@ -78,7 +78,7 @@ def _standalone(args, layout) -> int:
     if bundle.is_text:
         raise UserError(
             f"tag '{bundle.tag}' is a text-to-speech model: speak text with vc-synthesize "
-            f"--tag {bundle.tag} --text \"...\""
+            f'--tag {bundle.tag} --text "..."'
         )
     pair = choose_pair(
         bundle.pairs, bundle.speakers, bundle.stats,

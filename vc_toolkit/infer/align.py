@@ -1,0 +1,86 @@
+"""The learned alignment of a text bundle on its spk's sentences (stage 4, alignment report).
+
+:func:`aligned_durations` runs the aligner of a trained text model
+(:meth:`FastSpeech2TTS.align`: soft alignment of the recording's reduced frames over the
+tokens, then monotonic alignment search) on a text dump split and returns, per
+utterance, the hard durations (reduced frames per token, summing to ``T // r``) and,
+for the utterances asked for, the soft and hard alignment matrices (for figures).
+``vc-align`` writes the same durations into the dump
+(:mod:`vc_toolkit.train.align`); stage 4 uses them as the reference of the predicted
+durations, and the alignment report draws the matrices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import numpy as np
+import torch
+
+from vc_toolkit.data.text_batch import collate_text
+from vc_toolkit.data.text_dump import TextDumpSplit
+from vc_toolkit.infer.pack import Bundle
+from vc_toolkit.models import build_model
+
+
+def bundle_model(bundle: Bundle, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """The bundle's model with its weights, in eval mode on ``device``."""
+    spk = bundle.spk_cfg
+    model = build_model(
+        bundle.cfg.model,
+        spk.feats.mel.n_mels,
+        spk.reduction_factor,
+        speakers=bundle.speakers,
+        vocab_size=bundle.vocab_size,
+    )
+    model.load_state_dict(bundle.weights)
+    return model.to(device).eval()
+
+
+@torch.no_grad()
+def aligned_durations(
+    model: torch.nn.Module,
+    bundle: Bundle,
+    ds: TextDumpSplit,
+    batch_size: int = 8,
+    images: Collection[str] = (),
+    only: Collection[str] | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """The aligner's durations of every utterance of ``ds``.
+
+    Args:
+        model: A text model (:func:`bundle_model`).
+        bundle: Its bundle (speaker table for the conditioning ids).
+        ds: A text dump split of the bundle's spk.
+        batch_size: Sentences aligned at once (similar lengths together).
+        images: Utterance ids whose alignment matrices to return.
+        only: Align only these utterance ids (None: all).
+
+    Returns:
+        ``({utt: (N,) int64 durations}, {utt: (soft (Lt, N) log-probabilities, hard (Lt, N)
+        0/1)})``, the matrices cropped to the utterance's reduced frames and tokens.
+    """
+    device = next(model.parameters()).device
+    order = np.argsort(np.asarray(ds.tgt_frames), kind="stable")
+    if only is not None:
+        order = np.asarray([i for i in order if ds.utt_ids[i] in only], dtype=np.int64)
+    durations: dict[str, np.ndarray] = {}
+    attn: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    r = bundle.spk_cfg.reduction_factor
+    for start in range(0, len(order), batch_size):
+        idx = [int(i) for i in order[start : start + batch_size]]
+        items = [{**ds[i], **bundle.speakers.ids(ds.labels[ds.utt_ids[i]])} for i in idx]
+        for item in items:
+            item.pop("duration", None)
+        batch = collate_text(items).to(device)
+        out = model.align(batch)
+        found = out["duration"].cpu().numpy()
+        for k, i in enumerate(idx):
+            utt, n = ds.utt_ids[i], int(batch.token_lens[k])
+            durations[utt] = found[k, :n].astype(np.int64)
+            if utt in images:
+                frames = int(batch.tgt_lens[k]) // r
+                soft = out["log_attn"][k, :frames, :n].cpu().numpy()
+                hard = out["attn_hard"][k, :frames, :n].cpu().numpy()
+                attn[utt] = (soft, hard)
+    return durations, attn
