@@ -10,7 +10,7 @@ import soundfile as sf
 from synth_fixtures import TAG, trained_tts_root
 
 from vc_toolkit.bin import synthesize as cli
-from vc_toolkit.infer.pack import load_tag_bundle, pack_tag
+from vc_toolkit.infer.pack import load_pack, load_tag_bundle, pack_tag
 from vc_toolkit.infer.synthesize import Synthesizer, synthesize_texts
 from vc_toolkit.paths import Layout
 
@@ -75,7 +75,6 @@ def test_text_file_numbers_its_sentences(trained, tmp_path):
         (["--tag", TAG, "--text", "Purple lemons."], "unknown symbols 'əl'"),
         (["--tag", "nope", "--text", "Hello."], "nope"),
         (["--tag", TAG], "give exactly one of --text"),
-        (["--tag", TAG, "--text", "Hi.", "--vocoder", "world"], "vocoder world"),
         (["--tag", TAG, "--text", "Hi.", "--speaker", "bob"], "--speaker 'bob'"),
         (["--tag", TAG, "--text", "... !"], "gives no"),
     ],
@@ -87,12 +86,42 @@ def test_cli_errors_are_one_line(trained, tmp_path, capsys, args, expect):
     assert not (tmp_path / "x").exists()
 
 
+def test_world_gets_the_predicted_f0_voiced_on_voiced_symbols(trained, tmp_path):
+    out = tmp_path / "w"
+    assert (
+        _run(trained, "--tag", TAG, "--text", UNSEEN, "--out", str(out), "--vocoder", "world") == 0
+    )
+    npz = np.load(out / "0001.npz")
+    bundle = load_tag_bundle(Layout(trained), TAG)
+    from vc_toolkit.infer.align import tag_voicing
+
+    share = np.asarray(tag_voicing(Layout(trained), bundle))
+    voiced = np.repeat(share[npz["tokens"]] > 0.5, 2 * npz["duration"])
+    assert np.array_equal(npz["f0"] > 0, voiced) and 0 < voiced.mean() < 1
+    assert np.allclose(npz["f0"][voiced], np.exp(npz["lf0"][voiced]), rtol=1e-5)
+
+
+def test_symbol_voicing_counts_each_tokens_aligned_frames(monkeypatch):
+    from types import SimpleNamespace
+
+    from vc_toolkit.infer import align
+
+    item = {"tokens": np.array([1, 2, 3]), "tgt_vuv": np.array([0, 0, 1, 0, 1, 1], "f4")}
+    ds = type("DS", (), {"utt_ids": ["u"], "__getitem__": lambda self, i: item})()
+    bundle = SimpleNamespace(spk_cfg=SimpleNamespace(reduction_factor=2), vocab_size=4)
+    durations = {"u": np.array([1, 0, 2])}  # token 0: frames 0-1, token 1: none, token 2: 2-5
+    monkeypatch.setattr(align, "aligned_durations", lambda *a, **k: (durations, {}))
+    share = align.symbol_voicing(None, bundle, ds)
+    assert share == [0.5, 0.0, 0.5, 0.75]  # symbol 2 has no frame: unknown (0.5)
+
+
 def test_pack_carries_the_symbol_table_and_synthesises_alone(trained, tmp_path, capsys):
     import shutil
 
     layout = Layout(trained)
     folder = pack_tag(layout, TAG, "best")
     assert json.loads((folder / "symbols.json").read_text())["symbols"][0] == "<pad>"
+    assert len(json.loads((folder / "voicing.json").read_text())) == load_pack(folder).vocab_size
     assert "vc-synthesize --pack" in (folder / "README.txt").read_text()
     moved = shutil.copytree(folder, tmp_path / "pack")
     shutil.rmtree(trained / "exp" / TAG / "pack")
@@ -102,3 +131,7 @@ def test_pack_carries_the_symbol_table_and_synthesises_alone(trained, tmp_path, 
     synthesize_texts(Synthesizer(load_tag_bundle(layout, TAG)), [UNSEEN], ref)
     a, b = np.load(out / "0001.npz"), np.load(ref / "0001.npz")
     assert np.array_equal(a["duration"], b["duration"]) and np.allclose(a["mel"], b["mel"])
+    (moved / "voicing.json").unlink()  # a pack without it cannot feed WORLD
+    args = ("--pack", str(moved), "--text", UNSEEN, "--vocoder", "world", "--out", str(out))
+    assert _run(tmp_path, *args) == 1
+    assert "vocoder world needs the voiced share" in capsys.readouterr().err

@@ -23,8 +23,9 @@ table lacks stops the run before any audio is made, naming the symbols.
 output (--out, default synthesized/): <name>.wav and <name>.npz per sentence (log-mel,
 log-F0, energy, durations per token, token ids), names 0001, 0002, ... in input order
 (--name for a single --text), and rtf.json (real-time factors of the acoustic model
-and the vocoder). The vocoder is the tag's infer block, as stage 3 uses it; world needs
-a voicing decision the TTS model does not predict, so use griffin_lim or hifigan.
+and the vocoder). The vocoder is the tag's infer block, as stage 3 uses it. world gets
+the predicted F0, voiced on the tokens whose symbol is mostly voiced in the spk's
+recordings (measured with the tag's aligner on the train split; packs keep it).
 
 stage 3 of a text tag (./run.sh --stage 3 --tag T, or vc-convert --tag T) synthesises the
 spk's dev/eval sentences into exp/<T>/convert/<C>/{dev,eval}/ instead.
@@ -60,7 +61,12 @@ def _main(args, layout) -> int:
     from vc_toolkit.device import pick_device
     from vc_toolkit.infer.convert import resolve_infer, rtf_line
     from vc_toolkit.infer.pack import load_pack, load_tag_bundle
-    from vc_toolkit.infer.synthesize import Synthesizer, pick_speaker, synthesize_texts
+    from vc_toolkit.infer.synthesize import (
+        Synthesizer,
+        pick_speaker,
+        prepare_voicing,
+        synthesize_texts,
+    )
     from vc_toolkit.io import atomic_write_text
 
     if args.pack:
@@ -69,6 +75,7 @@ def _main(args, layout) -> int:
     else:
         bundle = load_tag_bundle(layout, args.tag, args.checkpoint)
         infer = resolve_infer(bundle.cfg.infer, _overrides(args), layout)
+        prepare_voicing(bundle, infer, layout)
     synth = Synthesizer(bundle, infer, pick_device(args.device))
     pair = pick_speaker(bundle.pairs, args.speaker)
     out = Path(args.out)

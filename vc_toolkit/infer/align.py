@@ -84,3 +84,47 @@ def aligned_durations(
                 hard = out["attn_hard"][k, :frames, :n].cpu().numpy()
                 attn[utt] = (soft, hard)
     return durations, attn
+
+
+VOICING_FILE = "voicing.json"
+"""Per-symbol voiced share of a text model's spk (packs keep it for WORLD synthesis)."""
+
+
+def symbol_voicing(model: torch.nn.Module, bundle: Bundle, ds: TextDumpSplit) -> list[float]:
+    """Share of voiced frames per symbol id over the aligned sentences of ``ds``.
+
+    Each token's frames (its aligner duration, ``r`` frames per reduced frame) count
+    towards its symbol; the share is voiced frames / frames (the recording's ``tgt_vuv``).
+    A symbol never aligned to a frame gets 0.5 ("unknown").
+
+    Returns:
+        (vocab,) shares in [0, 1], index = symbol id (0: padding).
+
+    Example (two tokens of symbols 1 and 2 over four frames, r = 1)::
+
+        durations [1, 3], vuv [0, 1, 1, 0]  ->  symbol 1: 0.0, symbol 2: 2/3
+    """
+    r = bundle.spk_cfg.reduction_factor
+    durations, _ = aligned_durations(model, bundle, ds)
+    voiced = np.zeros(bundle.vocab_size or 0, np.float64)
+    frames = np.zeros_like(voiced)
+    for i, utt in enumerate(ds.utt_ids):
+        item = ds[i]
+        edges = np.concatenate([[0], np.cumsum(r * durations[utt])])
+        per_token = np.add.reduceat(np.append(item["tgt_vuv"] > 0.5, 0), edges[:-1])
+        per_token = np.where(np.diff(edges) > 0, per_token, 0)
+        np.add.at(voiced, item["tokens"], per_token)
+        np.add.at(frames, item["tokens"], np.diff(edges))
+    share = np.where(frames > 0, voiced / np.maximum(frames, 1), 0.5)
+    return [float(x) for x in share]
+
+
+def tag_voicing(layout, bundle: Bundle) -> list[float]:
+    """:func:`symbol_voicing` of the bundle's model over its spk's train split.
+
+    Args:
+        layout: Recipe root (:class:`~vc_toolkit.paths.Layout`) holding ``dump/<SPK>/train``.
+        bundle: A text bundle.
+    """
+    ds = TextDumpSplit(layout.dump(bundle.cfg.spk) / "train")
+    return symbol_voicing(bundle_model(bundle), bundle, ds)

@@ -13,6 +13,8 @@ A *pack* is a directory that converts speech with nothing else of the recipe
     pairs.tsv      the speaker pairs of the spk (the default pair when there is one)
     symbols.json   text models (``fastspeech2tts``) only: the spk's frozen symbol table;
                    the front-end settings are the ``text`` block of spk.yaml
+    voicing.json   text models only: voiced share per symbol id (the voicing a WORLD
+                   vocoder needs, :func:`vc_toolkit.infer.align.symbol_voicing`)
     README.txt     what it is and how to convert (or synthesise) with it
 
 Packs made before speakers existed have neither file: they read as one-to-one
@@ -65,6 +67,7 @@ from vc_toolkit.vocoder.base import locate, resolve_files
 logger = log.get("pack")
 PACK_FILES = ("config.yaml", "spk.yaml", "stats.npz", "model.pt", "vocoder.yaml")
 SYMBOLS_FILE = "symbols.json"
+VOICING_FILE = "voicing.json"
 UNTRAINED = "untrained"
 """Checkpoint name of the freshly initialised model (the untrained floor)."""
 
@@ -96,6 +99,8 @@ class Bundle:
         pairs (list[SpeakerPair]): the speaker pairs of the spk, sorted.
         symbols (dict | None): text models: the frozen symbol table (JSON of
             ``symbols.json``, as the checkpoint carries it); None for speech models.
+        voicing (list[float] | None): text models: voiced share per symbol id, for a
+            vocoder that needs F0 (None: not computed).
     """
 
     tag: str
@@ -111,6 +116,7 @@ class Bundle:
     speakers: SpeakerTable = field(default_factory=lambda: SpeakerTable(["src", "tgt"]))
     pairs: list[SpeakerPair] = field(default_factory=lambda: [LEGACY_PAIR])
     symbols: dict | None = None
+    voicing: list[float] | None = None
 
     @property
     def is_text(self) -> bool:
@@ -319,6 +325,8 @@ def write_pack(bundle: Bundle, out: Path, copy_vocoder: bool = True) -> Path:
         if bundle.symbols is not None:
             text = json.dumps(bundle.symbols, ensure_ascii=False, indent=1)
             atomic_write_text(tmp / SYMBOLS_FILE, text + "\n")
+        if bundle.voicing is not None:
+            atomic_write_text(tmp / VOICING_FILE, json.dumps(bundle.voicing) + "\n")
         state = {"model": bundle.weights, **bundle.identity(), "code": code_version()}
         ckpt.save(tmp / "model.pt", state)
         voc_cfg = bundle.cfg.infer.vocoder
@@ -345,6 +353,10 @@ def pack_tag(layout: Layout, tag: str, checkpoint: str = "best", copy_vocoder: b
     """Pack checkpoint ``checkpoint`` of ``tag`` into ``exp/<tag>/pack/<checkpoint>/``."""
     bundle = load_tag_bundle(layout, tag, checkpoint)
     locate(bundle.cfg.infer.vocoder, layout)
+    if bundle.is_text:
+        from vc_toolkit.infer.align import tag_voicing
+
+        bundle.voicing = tag_voicing(layout, bundle)
     return write_pack(bundle, layout.pack_dir(tag, bundle.checkpoint), copy_vocoder)
 
 
@@ -392,6 +404,7 @@ def load_pack(folder: str | Path) -> Bundle:
     resolve_files(voc, lambda value: Path(value) if Path(value).is_absolute() else folder / value)
     cfg.infer.vocoder = voc
     state = ckpt.load(folder / "model.pt")
+    voicing = folder / VOICING_FILE
     return Bundle(
         tag=state.get("tag") or folder.parent.parent.name,
         cfg=cfg,
@@ -408,4 +421,5 @@ def load_pack(folder: str | Path) -> Bundle:
         symbols=_read_symbols(folder / SYMBOLS_FILE)
         if input_kind(cfg.model.type) == "text"
         else None,
+        voicing=json.loads(voicing.read_text()) if voicing.is_file() else None,
     )

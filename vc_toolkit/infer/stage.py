@@ -29,7 +29,7 @@ from vc_toolkit.data.text_dump import TextDumpSplit
 from vc_toolkit.device import pick_device
 from vc_toolkit.infer.convert import Converter, batches, resolve_infer, write_outputs
 from vc_toolkit.infer.pack import Bundle, load_tag_bundle
-from vc_toolkit.infer.synthesize import Synthesizer
+from vc_toolkit.infer.synthesize import Synthesizer, prepare_voicing
 from vc_toolkit.io import atomic_write_text
 from vc_toolkit.paths import EVAL_SPLITS, Layout
 from vc_toolkit.records import read_json
@@ -119,6 +119,7 @@ def run(
         return {**(read_json(root / "rtf.json") or {}), "converted": 0, "skipped": total}
     atomic_write_text(root / "settings.json", json.dumps(settings, indent=2) + "\n")
     dev = pick_device(device)
+    prepare_voicing(bundle, infer, layout)
     conv = kind(bundle, infer, dev)
     verb = "synthesising" if bundle.is_text else "converting"
     logger.info(

@@ -15,8 +15,12 @@ Outputs per sentence, as conversion writes them: ``<name>.wav`` and ``<name>.npz
 with ``mel`` (T, n_mels), ``lf0`` and ``energy`` (T,), ``duration`` (N,) reduced frames
 per token (``T = r * duration.sum()``) and ``tokens`` (N,) the symbol ids.
 
-The model predicts no voicing, so a vocoder that synthesises a given F0 (``world``)
-cannot be used; Griffin-Lim and HiFi-GAN vocode the mel alone.
+The model predicts no voicing. A vocoder that synthesises a given F0 (``world``) gets
+the predicted F0 voiced on the tokens whose symbol is mostly voiced in the spk's
+recordings (``Bundle.voicing``: voiced share per symbol over the aligned train
+sentences, :func:`vc_toolkit.infer.align.symbol_voicing`; :func:`prepare_voicing`
+computes it, packs keep it), stored as ``f0`` in the npz. Griffin-Lim and HiFi-GAN
+vocode the mel alone.
 
 Example:
     >>> sentences(["  First one. ", "", "# a comment", "Second"])
@@ -35,6 +39,7 @@ from tqdm import tqdm
 from vc_toolkit.config.tag import Infer
 from vc_toolkit.data.labels import ID_KEYS, Labels
 from vc_toolkit.errors import UserError
+from vc_toolkit.features.pitch import voiced_f0
 from vc_toolkit.features.stats import (
     denormalize_energy,
     denormalize_lf0,
@@ -112,10 +117,10 @@ class Synthesizer(Converter):
     ) -> None:
         self.table = symbol_table(bundle)
         voc_type = (infer or bundle.cfg.infer).vocoder.type
-        if VOCODERS.get(voc_type).uses_f0:
+        if VOCODERS.get(voc_type).uses_f0 and bundle.voicing is None:
             raise UserError(
-                f"vocoder {voc_type} needs a voiced/unvoiced decision a TTS model does not "
-                "predict; use --vocoder griffin_lim or hifigan"
+                f"vocoder {voc_type} needs the voiced share per symbol ({bundle.origin} has "
+                "none: a pack made without it); use --vocoder griffin_lim or hifigan"
             )
         if bundle.spk_cfg.text is None:
             raise UserError(f"spk '{bundle.cfg.spk}' of {bundle.origin} has no text block")
@@ -175,8 +180,26 @@ class Synthesizer(Converter):
             }
             for key in self.model.segment_outputs:
                 res[key] = out[key][i, : len(it["tok_seg"])].numpy()
+            if self.vocoder.uses_f0:
+                res["f0"] = voiced_f0(res["lf0"], self.voiced_frames(res))
             results.append(res)
         return results
+
+    def voiced_frames(self, res: dict) -> np.ndarray:
+        """(T,) voiced mask of a result: each token's frames voiced when its symbol is mostly
+        voiced in the spk's recordings (``Bundle.voicing`` above 0.5)."""
+        share = np.asarray(self.bundle.voicing, dtype=np.float64)
+        frames = self.model.r * np.asarray(res["duration"], dtype=np.int64)
+        return np.repeat(share[np.asarray(res["tokens"])] > 0.5, frames)
+
+
+def prepare_voicing(bundle: Bundle, infer: Infer, layout) -> None:
+    """Give a text bundle its per-symbol voicing when ``infer``'s vocoder needs F0 and the
+    bundle has none (computed with its aligner over the spk's train split)."""
+    if bundle.is_text and bundle.voicing is None and VOCODERS.get(infer.vocoder.type).uses_f0:
+        from vc_toolkit.infer.align import tag_voicing
+
+        bundle.voicing = tag_voicing(layout, bundle)
 
 
 def _pad(rows: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
