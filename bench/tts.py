@@ -190,13 +190,14 @@ def bench_tts(
         with tempfile.TemporaryDirectory(prefix="vc-bench-tts-") as tmp:
             small, name = ensure_text_spk(layout, spk, utts, Path(tmp))
             cfg = tts_config(small, tag, name, batch_size)
+            shown = tag if small.tag_conf(tag).is_file() else "fallback (demo preset)"
             _say(f"TTS training: {warmup} + {steps} steps, batch {cfg.train.batch_size}")
             train = bench_training(small, "bench-tts", cfg, steps, warmup)
             _say(f"TTS synthesis: {reps} reps of the dev sentences")
             synth = bench_synthesis(small, cfg, reps)
             return {
                 "spk": name,
-                "tag": tag,
+                "tag": shown,
                 "threads": threads,
                 "training": train,
                 "synthesis": synth,
