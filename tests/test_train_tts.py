@@ -201,3 +201,26 @@ def test_vc_align_refuses_a_vc_tag_and_an_untrained_one(troot, capsys):
     assert "fastspeech2tts" in capsys.readouterr().err
     assert vc_align(["--tag", "t", "--root", str(troot)]) == 1
     assert "train it first" in capsys.readouterr().err
+
+
+def test_a_vocoder_fine_tunes_on_the_teacher_forced_mels_of_a_tts_tag(troot):
+    from conftest import TINY_VOC
+
+    from vc_toolkit.data.vocoder import load_pair
+    from vc_toolkit.features.stats import denormalize_mel, load_stats
+    from vc_toolkit.train.voc_stage import run as train_voc
+
+    train_tag("t", Layout(troot), device="cpu")
+    voc = copy.deepcopy(TINY_VOC)
+    voc.update(spk="tinytts", data={"finetune": {"tag": "t", "checkpoint": "best"}})
+    voc["train"]["epochs"] = 1
+    write_conf(troot, "voc", "ft", voc)
+    assert train_voc("ft", Layout(troot), device="cpu")["steps"] > 0
+    exp = setup("t", Layout(troot), device="cpu", write=False, resume_from="best")
+    exp.core.eval()
+    stats = load_stats(troot / "dump/tinytts/stats.npz")
+    for i, utt in enumerate(exp.dev_set.utt_ids):
+        pair = load_pair(troot / f"exp/voc/ft/gta/dev/{utt}.npz")
+        with torch.no_grad():
+            mel = exp.core(exp.family.collate([exp.dev_set[i]]))["post_mel"][0].numpy()
+        np.testing.assert_allclose(pair["mel"], denormalize_mel(mel, stats, side="tgt"), atol=1e-5)
