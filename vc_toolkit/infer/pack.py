@@ -49,6 +49,7 @@ from vc_toolkit.config.tag import Vocoder
 from vc_toolkit.data.labels import SPEAKERS_FILE, SpeakerTable
 from vc_toolkit.errors import UserError
 from vc_toolkit.features.stats import load_stats, save_stats
+from vc_toolkit.infer.pack_readme import readme
 from vc_toolkit.infer.speakers import (
     LEGACY_PAIR,
     PAIRS_FILE,
@@ -226,72 +227,6 @@ def _table(state: dict, default: SpeakerTable) -> SpeakerTable:
     return SpeakerTable.from_dict(saved) if isinstance(saved, dict) else default
 
 
-def _readme(bundle: Bundle, name: str, voc: dict) -> str:
-    cfg, spk = bundle.cfg, bundle.spk_cfg
-    vocoder = voc["type"] + (f" ({voc['checkpoint']})" if voc.get("checkpoint") else "")
-    title = "text-to-speech" if bundle.is_text else "voice-conversion"
-    table = ", symbols.json (symbol table)" if bundle.symbols is not None else ""
-    return f"""vc_toolkit {title} pack
-================================
-
-Tag          {bundle.tag}  ({cfg.note or "no note"})
-Checkpoint   {bundle.checkpoint} (epoch {bundle.epoch}, step {bundle.step})
-Spk          {cfg.spk}  ({spk.note or "no note"}), features fingerprint {bundle.spk_fingerprint}
-Audio        {spk.sample_rate} Hz, hop {spk.feats.mel.hop_length}, {spk.feats.mel.n_mels} mel bins,
-             reduction factor {spk.reduction_factor}
-Vocoder      {vocoder}
-Speakers     {_speakers_line(bundle)}
-Made by      vc_toolkit {__version__}
-
-{_usage(bundle, name)}
-Files: config.yaml (resolved experiment config), spk.yaml (feature analysis),
-stats.npz (normalisation statistics), model.pt (weights), vocoder.yaml,
-speakers.json (speaker table of the model), pairs.tsv (speaker pairs of the spk){table}.
-"""
-
-
-def _usage(bundle: Bundle, name: str) -> str:
-    where = f"PACK is this folder, wherever it was copied (it was written as {name})"
-    if bundle.is_text:
-        return f"""Synthesise sentences (no corpus or exp/ needed); {where}:
-
-    vc-synthesize --pack PACK --text "A sentence in no corpus." --out synth/
-    vc-synthesize --pack PACK --text_file sentences.txt --out synth/
-
-Text goes through the spk's front-end (the text block of spk.yaml) and symbols.json;
-a symbol the table lacks is an error naming it. Each sentence gives <name>.wav and
-<name>.npz (log-mel, log-F0, energy, durations per token).
-"""
-    return f"""Convert a wav file or every audio file in a folder (no corpus or exp/ needed);
-{where}:
-
-    vc-convert --pack PACK --input speech.wav --output converted/
-    vc-convert --pack PACK --input folder/ --output converted/ --pitch_scale 1.1
-
-Input audio goes through the same loading, resampling, silence trimming and
-feature analysis as the training data (spk.yaml), normalised with stats.npz.
-Each input gives <name>.wav and <name>.npz (log-mel, log-F0, energy, durations).
-
-{_pair_usage(bundle)}"""
-
-
-def _speakers_line(bundle: Bundle) -> str:
-    pairs = bundle.pairs
-    shown = pairs[0].name if len(pairs) == 1 else f"{len(pairs)} pairs"
-    return f"{', '.join(bundle.speakers.speakers)} ({shown})"
-
-
-def _pair_usage(bundle: Bundle) -> str:
-    if len(bundle.pairs) == 1:
-        return f"Conversions speak the pair {bundle.pairs[0].name} of the spk.\n"
-    p = bundle.pairs[0]
-    return (
-        f"The model knows {len(bundle.pairs)} speaker pairs: choose one, e.g.\n\n"
-        f"    vc-convert --pack PACK --input speech.wav --src_speaker {p.src_speaker} "
-        f"--tgt_speaker {p.tgt_speaker}\n"
-    )
-
-
 def _readable(folder: Path) -> None:
     """Give the pack the usual permissions (temporary files are created private)."""
     umask = os.umask(0)
@@ -335,7 +270,7 @@ def write_pack(bundle: Bundle, out: Path, copy_vocoder: bool = True) -> Path:
         text = yaml.safe_dump(voc, sort_keys=False)
         note = "# vocoder of this pack; relative paths are inside the pack\n"
         atomic_write_text(tmp / "vocoder.yaml", note + text)
-        atomic_write_text(tmp / "README.txt", _readme(bundle, str(out), voc))
+        atomic_write_text(tmp / "README.txt", readme(bundle, str(out), voc))
         _readable(tmp)
         old = out.with_name(f".{out.name}.old-{os.getpid()}") if out.exists() else None
         if old is not None:
