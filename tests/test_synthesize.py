@@ -86,7 +86,7 @@ def test_cli_errors_are_one_line(trained, tmp_path, capsys, args, expect):
     assert not (tmp_path / "x").exists()
 
 
-def test_world_gets_the_predicted_f0_voiced_on_voiced_symbols(trained, tmp_path):
+def test_world_gets_the_predicted_f0_voiced_on_voiced_symbols(trained, tmp_path, monkeypatch):
     out = tmp_path / "w"
     assert (
         _run(trained, "--tag", TAG, "--text", UNSEEN, "--out", str(out), "--vocoder", "world") == 0
@@ -99,6 +99,12 @@ def test_world_gets_the_predicted_f0_voiced_on_voiced_symbols(trained, tmp_path)
     voiced = np.repeat(share[npz["tokens"]] > 0.5, 2 * npz["duration"])
     assert np.array_equal(npz["f0"] > 0, voiced) and 0 < voiced.mean() < 1
     assert np.allclose(npz["f0"][voiced], np.exp(npz["lf0"][voiced]), rtol=1e-5)
+    cache = json.loads((trained / "exp" / TAG / "voicing" / "best.json").read_text())
+    assert cache["voicing"] == share.tolist()  # computed once per checkpoint, then read
+    from vc_toolkit.infer import align
+
+    monkeypatch.setattr(align, "symbol_voicing", lambda *a: pytest.fail("computed again"))
+    assert tag_voicing(Layout(trained), bundle) == share.tolist()
 
 
 def test_symbol_voicing_counts_each_tokens_aligned_frames(monkeypatch):

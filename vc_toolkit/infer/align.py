@@ -8,10 +8,15 @@ for the utterances asked for, the soft and hard alignment matrices (for figures)
 ``vc-align`` writes the same durations into the dump
 (:mod:`vc_toolkit.train.align`); stage 4 uses them as the reference of the predicted
 durations, and the alignment report draws the matrices.
+
+:func:`symbol_voicing` turns the alignment of the train split into the voiced share of
+each symbol, the voicing a WORLD vocoder gets for synthesised speech (the TTS model
+predicts none); :func:`tag_voicing` caches it per checkpoint.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection
 
 import numpy as np
@@ -20,7 +25,10 @@ import torch
 from vc_toolkit.data.text_batch import collate_text
 from vc_toolkit.data.text_dump import TextDumpSplit
 from vc_toolkit.infer.pack import Bundle
+from vc_toolkit.io import atomic_write_text
 from vc_toolkit.models import build_model
+from vc_toolkit.paths import Layout, checkpoint_label
+from vc_toolkit.records import read_json
 
 
 def bundle_model(bundle: Bundle, device: str | torch.device = "cpu") -> torch.nn.Module:
@@ -86,10 +94,6 @@ def aligned_durations(
     return durations, attn
 
 
-VOICING_FILE = "voicing.json"
-"""Per-symbol voiced share of a text model's spk (packs keep it for WORLD synthesis)."""
-
-
 def symbol_voicing(model: torch.nn.Module, bundle: Bundle, ds: TextDumpSplit) -> list[float]:
     """Share of voiced frames per symbol id over the aligned sentences of ``ds``.
 
@@ -119,12 +123,22 @@ def symbol_voicing(model: torch.nn.Module, bundle: Bundle, ds: TextDumpSplit) ->
     return [float(x) for x in share]
 
 
-def tag_voicing(layout, bundle: Bundle) -> list[float]:
+def tag_voicing(layout: Layout, bundle: Bundle) -> list[float]:
     """:func:`symbol_voicing` of the bundle's model over its spk's train split.
 
+    Cached in ``exp/<TAG>/voicing/<checkpoint>.json`` with the checkpoint's step and the
+    spk fingerprint (a newer checkpoint or rebuilt features compute it again).
+
     Args:
-        layout: Recipe root (:class:`~vc_toolkit.paths.Layout`) holding ``dump/<SPK>/train``.
-        bundle: A text bundle.
+        layout: Recipe root holding ``dump/<SPK>/train``.
+        bundle: A text bundle of a tag of ``layout``.
     """
+    key = f"{bundle.checkpoint}@{bundle.step}/{bundle.spk_fingerprint}"
+    path = layout.exp(bundle.tag) / "voicing" / f"{checkpoint_label(bundle.checkpoint)}.json"
+    cached = read_json(path) or {}
+    if cached.get("key") == key and len(cached.get("voicing", [])) == bundle.vocab_size:
+        return cached["voicing"]
     ds = TextDumpSplit(layout.dump(bundle.cfg.spk) / "train")
-    return symbol_voicing(bundle_model(bundle), bundle, ds)
+    share = symbol_voicing(bundle_model(bundle), bundle, ds)
+    atomic_write_text(path, json.dumps({"key": key, "voicing": share}) + "\n")
+    return share
