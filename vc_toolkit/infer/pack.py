@@ -174,7 +174,7 @@ def load_tag_bundle(layout: Layout, tag: str, checkpoint: str = "best") -> Bundl
         cfg=cfg,
         spk_cfg=spk_cfg,
         stats=load_stats(dump / "stats.npz"),
-        weights=ckpt.weights_only(state) if "model" in state else {},
+        weights={} if checkpoint == UNTRAINED else ckpt.weights_only(state),
         checkpoint=path.stem if path.parent == folder else str(path),
         epoch=state.get("epoch"),
         step=state.get("step"),
