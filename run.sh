@@ -35,8 +35,8 @@ Stages (numbered stages run from --stage to --stop_stage):
   0  data preparation   conf/spk/<spk>.yaml -> data/<spk>/{train,dev,eval}/{src,tgt}.scp
   1  feature extraction data/<spk>          -> dump/<spk>/ (trimmed mel/F0/energy, DTW durations, stats)
   2  training           conf/tag/<tag>.yaml -> exp/<tag>/ (checkpoints, TensorBoard, summary.json)
-  3  conversion         exp/<tag>           -> exp/<tag>/convert/<checkpoint>/{dev,eval}/*.wav
-  4  evaluation         converted speech    -> exp/<tag>/eval/<checkpoint>/ + leaderboard row
+  3  conversion         exp/<tag>           -> exp/<tag>/convert/<checkpoint>/{dev,eval}/*.wav (text tags: synthesis)
+  4  evaluation         converted speech    -> exp/<tag>/eval/<checkpoint>/ + leaderboard row (text tags: + duration error)
 Named stages (run alone):
   voc            train a vocoder conf/voc/<voc>.yaml -> exp/voc/<voc>/ (HiFi-GAN for the spk)
   pack           self-contained model directory exp/<tag>/pack/<checkpoint>/

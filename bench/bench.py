@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from vc_toolkit.config import TagConfig
     from vc_toolkit.paths import Layout
 
-SECTIONS = ("preprocess", "batching", "training", "conversion", "memory", "vocoder")
+SECTIONS = ("preprocess", "batching", "training", "conversion", "memory", "vocoder", "tts")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,13 +48,15 @@ class Plan:
     vocoder: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
     """Vocoder size → (warm-up steps, measured steps) of HiFi-GAN training."""
     vocoder_presets: tuple[str, ...] = ("v1", "v2", "v3", "tiny")
+    tts: tuple[int, int, int] = (1, 2, 1)
+    """Text-to-speech: (warm-up steps, measured steps, synthesis repetitions)."""
 
 
 VARIANTS = ("conv", "ar", "arnar", "gmm")
 QUICK = Plan(12, 2, 10, {"demo": (1, 3)}, VARIANTS, 3, 1, 4, 1, {"tiny": (1, 3)}, ("tiny",))
 FULL = Plan(
     48, 5, 50, {"demo": (2, 10), "base": (1, 4)}, VARIANTS, 9, 3, 8, 2,
-    {"tiny": (1, 5), "v1": (1, 2)},
+    {"tiny": (1, 5), "v1": (1, 2)}, tts=(2, 10, 3),
 )  # fmt: skip
 
 
@@ -169,6 +171,14 @@ def run_vocoder(layout: Layout, spk: str, plan: Plan) -> dict:
     return out
 
 
+def run_tts(layout: Layout, plan: Plan) -> dict:
+    from tts import bench_tts
+
+    warmup, steps, reps = plan.tts
+    _log(f"7/7 text-to-speech: training {warmup} + {steps} steps, synthesis {reps} reps")
+    return bench_tts(layout, steps=steps, warmup=warmup, reps=reps)
+
+
 def notes(res: dict) -> list[str]:
     """Context a reader of the table needs, derived from the measured figures."""
     out = []
@@ -228,6 +238,7 @@ def main(argv: list[str] | None = None) -> dict:
         "conversion": lambda: run_conversion(layout, args.spk, args.tag, plan),
         "memory": lambda: run_memory(layout, args.spk, args.tag, plan),
         "vocoder": lambda: run_vocoder(layout, args.spk, plan),
+        "tts": lambda: run_tts(layout, plan),
     }
     res["section_seconds"] = {}
     for name in SECTIONS:

@@ -317,6 +317,10 @@ def markdown(res: dict) -> str:
         lines += _memory(res["memory"])
     if res.get("vocoder"):
         lines += _vocoder(res["vocoder"])
+    if res.get("tts"):
+        from tts import markdown as tts_markdown
+
+        lines += tts_markdown(res["tts"])
     rows = [
         [t["target"], t["measured"], "met" if t["met"] else "**missed**"] for t in res["targets"]
     ]

@@ -39,6 +39,7 @@ LIBRARIES = {
     "vc_toolkit.models",
     "vc_toolkit.vocoder",
     "vc_toolkit.plots",
+    "vc_toolkit.text",
 }
 STAGES = {
     "vc_toolkit.prepare",

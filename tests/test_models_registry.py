@@ -11,6 +11,7 @@ from factories import random_batch, tiny_config
 
 from vc_toolkit.config.tag import LOSS_NAMES, Loss, ModelConfig, PitchPredictor, Prosody
 from vc_toolkit.models import (
+    MODEL_FAMILIES,
     PITCH_PREDICTORS,
     PROSODY,
     LossTerm,
@@ -33,9 +34,11 @@ def _config_choices(cls: type, field: str = "type") -> set[str]:
 def _every_config() -> list[ModelConfig]:
     return [
         ModelConfig(
+            type=family,
             pitch_predictor=PitchPredictor(type=pitch),
             prosody=Prosody(type=prosody, use_global=use_global),
         )
+        for family in MODEL_FAMILIES.choices()
         for pitch in PITCH_PREDICTORS.choices()
         for prosody in PROSODY.choices()
         for use_global in (False, True)
@@ -75,7 +78,8 @@ def test_loss_terms_order_and_names():
     gmm = ModelConfig(pitch_predictor=PitchPredictor(type="arnar"), prosody=Prosody(type="gmm"))
     assert loss_names(gmm)[-3:] == ("energy", "gmm", "total")
     both = ModelConfig(prosody=Prosody(type="gmm", use_global=True))
-    assert [t.name for t in loss_terms(both)] == [n for n in LOSS_NAMES if n != "total"]
+    tts_only = ("forward_sum", "bin", "total")
+    assert [t.name for t in loss_terms(both)] == [n for n in LOSS_NAMES if n not in tts_only]
     assert [t.weight for t in loss_terms(both)][-2:] == ["beta", "g_beta"]
     assert all(isinstance(t, LossTerm) for t in loss_terms(both))
     assert all_loss_names() == LOSS_NAMES

@@ -35,6 +35,8 @@ INPUT_HASHES = "input_hashes.json"
 """Cache of the input files' content hashes, in ``dump/<SPK>/``."""
 CORPUS_FILES = "corpus.json"
 """What stage 0 found under the corpus folders, in ``data/<SPK>/``."""
+TEXT_FILE = "text"
+"""The frozen transcripts of a text spk's split, ``data/<SPK>/<split>/text``."""
 
 
 def code_version() -> dict:
@@ -177,14 +179,24 @@ def new_corpus_files(layout: Layout, spk: str) -> list[str]:
 
 
 def input_files(layout: Layout, spk: str) -> list[tuple[str, int]]:
-    """``(path as listed, size in bytes)`` of every file in the spk's lists."""
+    """``(path as listed, size in bytes)`` of every file in the spk's lists.
+
+    A text spk lists only recordings (``tgt.scp``); its frozen transcripts
+    (``data/<spk>/<split>/text``) count as input files too, so they are fingerprinted.
+    """
     files = []
     for split in SPLITS:
+        folder = layout.data(spk) / split
+        text = folder / TEXT_FILE
         for side in ("src", "tgt"):
-            scp = layout.data(spk) / split / f"{side}.scp"
+            scp = folder / f"{side}.scp"
+            if side == "src" and text.is_file() and not scp.is_file():
+                continue
             for path in read_scp(scp).values():
                 full = layout.resolve(path)
                 files.append((path, full.stat().st_size if full.is_file() else -1))
+        if text.is_file():
+            files.append((layout.shown(text), text.stat().st_size))
     return files
 
 

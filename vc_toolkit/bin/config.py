@@ -21,6 +21,7 @@ from vc_toolkit.config import (
 from vc_toolkit.config.core import iter_keys
 from vc_toolkit.config.resolve import available, flatten
 from vc_toolkit.config.spk import Corpus
+from vc_toolkit.config.text import TextConfig
 from vc_toolkit.train import pretrain
 
 EPILOG = """\
@@ -82,6 +83,10 @@ def key_rows(kind: str) -> list[tuple[str, str, object, str]]:
         raise ConfigError("vc-config keys needs 'spk', 'tag' or 'voc'")
     rows = []
     for key, tp, default, text in iter_keys(SpkConfig):
+        if key == "text":  # null by default; its keys when set (text spks)
+            rows.append((key, tp, default, text))
+            rows += [(f"text.{k}", t, d, h) for k, t, d, h in iter_keys(TextConfig)]
+            continue
         if key != "corpus":
             rows.append((key, tp, default, text))
             continue

@@ -31,6 +31,9 @@ and the vocoder). Finished utterances are skipped unless --force; other settings
 newer checkpoint redo them. Standalone runs write <output>/<name>.{wav,npz} and
 <output>/rtf.json; a folder run reports unusable files and converts the rest.
 
+text tags (model.type fastspeech2tts): stage 3 synthesises the dev/eval sentences into
+the same layout; new text goes through vc-synthesize.
+
 examples:
   vc-convert --tag demo_conv --checkpoint best
   vc-convert --tag demo_conv --input my_voice.wav --pitch_scale 1.2 --output out/
@@ -75,6 +78,11 @@ def _standalone(args, layout) -> int:
     else:
         bundle = load_tag_bundle(layout, args.tag, args.checkpoint)
         infer = resolve_infer(bundle.cfg.infer, _overrides(args), layout)
+    if bundle.is_text:
+        raise UserError(
+            f"tag '{bundle.tag}' is a text-to-speech model: speak text with vc-synthesize "
+            f'--tag {bundle.tag} --text "..."'
+        )
     pair = choose_pair(
         bundle.pairs, bundle.speakers, bundle.stats,
         args.src_speaker, args.tgt_speaker, args.src_emotion, args.tgt_emotion,

@@ -20,6 +20,11 @@ outputs (exp/<TAG>/eval/<C>/):
   pairs.tsv                per pair and split (dev, eval, overall): means of conv_*,
                            floor_* (that pair's own source floor) and voc_* metrics
 
+text tags (fastspeech2tts): no source floor (no source speech); an untrained floor (the
+tag's model before training, exp/<TAG>/convert/untrained/, untr_* columns) and the
+duration error (dur_mae_frames, dur_mae_log) of the predicted durations against the
+aligner's on the same sentences.
+
 examples:
   vc-evaluate --tag demo_conv --checkpoint best --nj 2
   vc-report leaderboard

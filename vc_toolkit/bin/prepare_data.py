@@ -12,9 +12,12 @@ outputs:
   data/<SPK>/{train,dev,eval}/{src,tgt}.scp   utt_id and wav path per line
   data/<SPK>/report.txt                       unmatched / unreadable / excluded files
   dump/<SPK>/config.yaml, fingerprint.json    the frozen spk config
+  text spks (a text: block): data/<SPK>/{train,dev,eval}/{tgt.scp,text} instead of the
+  pairs, and data/<SPK>/phone_times/ when the corpus has them (demo_tts)
 
 example:
   vc-prepare-data --spk demo
+  vc-prepare-data --spk demo_tts
 """
 
 

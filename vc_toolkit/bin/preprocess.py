@@ -18,6 +18,10 @@ outputs (dump/<SPK>/):
   summary.json        kept/dropped per reason, hours, trimmed seconds, speed
   raw/                per-pair cache (an interrupted run resumes from it)
 
+text spks: per recording the same features (no DTW, no source side) plus token ids
+from the spk's text front-end; dump/<SPK>/symbols.json holds the symbol table and
+{train,dev,eval}/ the packed text dump (vc_toolkit.data.text_dump).
+
 example:
   vc-preprocess --spk demo --nj 2
 """

@@ -28,37 +28,23 @@ from dataclasses import dataclass
 from typing import Literal
 
 from vc_toolkit.config.core import added_later, opt, sub
+from vc_toolkit.config.text import (
+    DemoTtsCorpus,
+    JsutCorpus,
+    LjspeechCorpus,
+    TextConfig,
+    check_text_spk,
+)
+from vc_toolkit.config.voice import Voice, check_name, check_pad
 
 NEUTRAL = "neutral"
 """Emotion of speech without a style label (same value as ``vc_toolkit.data.labels.NEUTRAL``)."""
 LABEL_KEYS = ("speaker", "emotion", "sentence")
 
 
-@dataclass(kw_only=True)
-class Voice:
-    """An espeak-ng voice used by the embedded demo corpus."""
-
-    language: str = opt("en-us", "espeak-ng language/voice name")
-    variant: str = opt("m3", "espeak-ng voice variant (formant set), e.g. m3, f2, klatt4")
-    pitch: int = opt(50, "base pitch, 0-100", min=0, max=100)
-    range: int = opt(50, "pitch range, 0-100", min=0, max=100)
-    rate: int = opt(175, "speaking rate in words per minute", min=80, max=450)
-    pause_ms: int = opt(300, "pause inserted at the phrase break of long sentences, ms", min=0)
-
-
-def _check_pad(pad_ms: list[int]) -> None:
-    if len(pad_ms) != 2 or not 0 <= pad_ms[0] <= pad_ms[1]:
-        raise ValueError(f"corpus.pad_ms must be [min, max] with 0 <= min <= max, got {pad_ms}")
-
-
-def _check_name(name: str, what: str) -> None:
-    if not name or any(c.isspace() for c in name) or "->" in name or "__" in name:
-        raise ValueError(f"{what} {name!r} must be non-empty, without spaces, '->' or '__'")
-
-
 def _check_sides(corpus: object) -> None:
     for key in ("src_speaker", "tgt_speaker", "src_emotion", "tgt_emotion"):
-        _check_name(getattr(corpus, key), f"corpus.{key}")
+        check_name(getattr(corpus, key), f"corpus.{key}")
 
 
 @dataclass(kw_only=True)
@@ -89,7 +75,7 @@ class DemoCorpus:
     tgt_emotion: str = added_later(opt(NEUTRAL, "emotion/style name of the target side"))
 
     def validate(self) -> None:
-        _check_pad(self.pad_ms)
+        check_pad(self.pad_ms)
         _check_sides(self)
 
 
@@ -167,13 +153,13 @@ class DemoMultiCorpus:
     noise_dbfs: float | None = opt(-75.0, "background noise level, dBFS RMS (null: none)", max=0)
 
     def validate(self) -> None:
-        _check_pad(self.pad_ms)
+        check_pad(self.pad_ms)
         if len(self.voices) < 2:
             raise ValueError("corpus.voices needs at least 2 voices; add entries")
         names = [voice_key(v.speaker, v.emotion) for v in self.voices]
         for v in self.voices:
-            _check_name(v.speaker, "corpus.voices speaker")
-            _check_name(v.emotion, "corpus.voices emotion")
+            check_name(v.speaker, "corpus.voices speaker")
+            check_name(v.emotion, "corpus.voices emotion")
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(
@@ -223,7 +209,17 @@ class LabeledCorpus:
             )
 
 
-Corpus = DemoCorpus | ParallelCorpus | JvsCorpus | JsutJsssCorpus | DemoMultiCorpus | LabeledCorpus
+Corpus = (
+    DemoCorpus
+    | ParallelCorpus
+    | JvsCorpus
+    | JsutJsssCorpus
+    | DemoMultiCorpus
+    | LabeledCorpus
+    | DemoTtsCorpus
+    | LjspeechCorpus
+    | JsutCorpus
+)
 
 
 def voice_key(speaker: str, emotion: str = NEUTRAL) -> str:
@@ -367,6 +363,19 @@ class SpkConfig:
         )
     )
 
+    text: TextConfig | None = added_later(
+        opt(
+            None,
+            "text input (TTS): how transcripts become tokens (vc_toolkit.config.text); "
+            "null for voice conversion",
+        )
+    )
+
+    @property
+    def is_text(self) -> bool:
+        """A text spk (TTS): recordings with transcripts instead of parallel pairs."""
+        return self.text is not None
+
     def corpus_list(self) -> list[Corpus]:
         """The corpus blocks of the spk: ``[corpus]`` or ``corpora``."""
         return [self.corpus] if self.corpus is not None else list(self.corpora)
@@ -376,6 +385,7 @@ class SpkConfig:
             raise ValueError(
                 "set exactly one of 'corpus' (one corpus block) or 'corpora' (a list of them)"
             )
+        check_text_spk([c.name for c in self.corpus_list()], self.text, self.pairs)
         bad = [p for p in self.pairs if len(p) != 2]
         if bad:
             raise ValueError(f"pairs entries must be [source voice, target voice], got {bad[0]}")

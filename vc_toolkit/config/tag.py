@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Literal
 
+from vc_toolkit.config.aligner import Aligner
 from vc_toolkit.config.core import added_later, opt, sub
+from vc_toolkit.config.tts import MODEL_TYPES, TextModel, check_family
 
 
 @dataclass(kw_only=True)
@@ -136,9 +138,16 @@ class Postnet:
 
 @dataclass(kw_only=True)
 class ModelConfig:
-    """FastSpeech2-style VC model."""
+    """FastSpeech2-style model: voice conversion (speech input) or TTS (text input)."""
 
     preset: str | None = opt(None, "conf/model/<preset>.yaml supplies defaults under this block")
+    type: Literal[MODEL_TYPES] = added_later(
+        opt(
+            "fastspeech2vc",
+            "model family: fastspeech2vc (speech input) or fastspeech2tts (text input, a text "
+            "spk; learns its durations with model.aligner)",
+        )
+    )
     hidden: int = opt(256, "model width", min=1)
     encoder: Stack = sub(Stack, "encoder blocks")
     decoder: Stack = sub(Stack, "decoder blocks")
@@ -151,6 +160,15 @@ class ModelConfig:
     conditioning: Conditioning = added_later(
         sub(Conditioning, "speaker/emotion embeddings (many speakers or styles in one spk)")
     )
+    variance_level: Literal["frame", "token"] = added_later(
+        opt(
+            "frame",
+            "fastspeech2tts: pitch and energy predicted per reduced frame (as VC) or averaged "
+            "over each token's frames (FastPitch style)",
+        )
+    )
+    text: TextModel = added_later(sub(TextModel, "fastspeech2tts: text side"))
+    aligner: Aligner = added_later(sub(Aligner, "fastspeech2tts: learned text-to-mel aligner"))
 
     def validate(self) -> None:
         """Every constraint the model's parts enforce when they are built (``models/``).
@@ -160,6 +178,7 @@ class ModelConfig:
         the wGMM reference extractor, the postnet.
         """
         self.conditioning.validate()
+        check_family(self)
         for name in ("encoder", "decoder"):
             stack = getattr(self, name)
             if self.hidden % stack.heads:
@@ -252,13 +271,24 @@ class Loss:
     energy: float = opt(1.0, "weight of the energy MSE", min=0)
     beta: float = opt(0.01, "weight of the segment prosody GMM NLL", min=0, term="gmm")
     g_beta: float = opt(0.01, "weight of the global prosody GMM NLL", min=0, term="global_gmm")
+    forward_sum: float = added_later(
+        opt(1.0, "fastspeech2tts: weight of the aligner's forward-sum (CTC) loss", min=0)
+    )
+    bin: float = added_later(
+        opt(
+            1.0,
+            "fastspeech2tts: weight of the alignment binarisation loss (ramped in from "
+            "model.aligner.bin_start_steps)",
+            min=0,
+        )
+    )
 
 
 def loss_term_names() -> tuple[str, ...]:
     """The loss term each :class:`Loss` field weights, in field order.
 
     Example:
-        >>> loss_term_names()[-2:]
+        >>> loss_term_names()[-4:-2]
         ('gmm', 'global_gmm')
     """
     return tuple(f.metadata.get("term", f.name) for f in fields(Loss))

@@ -128,7 +128,8 @@ class TagRecord:
     def eval_mean(self, metric: str, side: str = "converted", split: str = "eval") -> float | None:
         """Mean of ``metric`` on ``split`` of the preferred evaluation.
 
-        ``side``: ``converted``, ``source`` (source floor) or ``vocoder`` (vocoder floor).
+        ``side``: ``converted``, ``source`` (source floor), ``vocoder`` (vocoder floor) or
+        ``untrained`` (untrained-model floor of a text tag).
         """
         summary = self.evals.get(self.eval_checkpoint or "")
         try:
@@ -281,6 +282,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("floor_f0_rmse", "src F0 RMSE", lambda r: r.eval_mean("f0_rmse_hz", "source"), _hz),
     Column("voc_mcd", "voc MCD", lambda r: r.eval_mean("mcd", "vocoder"), _dec2),
     Column("voc_f0_rmse", "voc F0 RMSE", lambda r: r.eval_mean("f0_rmse_hz", "vocoder"), _hz),
+    Column("untr_mcd", "untr MCD", lambda r: r.eval_mean("mcd", "untrained"), _dec2),
+    Column("dur_mae", "dur MAE", lambda r: r.eval_mean("dur_mae_frames"), _dec2),
     Column("note", "note", lambda r: r.get("note") or (r.summary or {}).get("note") or None),
 )
 COLUMN_KEYS = tuple(c.key for c in COLUMNS)

@@ -43,6 +43,10 @@ fails to score) is reported, counted and skipped. Outputs under
 
 A re-run with unchanged converted files and settings is a no-op unless ``force``.
 
+A text tag (TTS) is scored the same way against its recordings, with an untrained-model
+floor instead of the source floor and the duration error of its predicted durations
+(:mod:`vc_toolkit.eval.synthesis`).
+
 What the metrics are (from :mod:`vc_toolkit.eval.metrics`):
 """
 
@@ -65,6 +69,7 @@ from vc_toolkit.config.tag import Vocoder as VocoderConfig
 from vc_toolkit.data.dump import MANIFEST
 from vc_toolkit.errors import UserError
 from vc_toolkit.eval import metrics
+from vc_toolkit.eval import synthesis as text
 from vc_toolkit.eval.metrics import FLAG_KEYS, METRIC_KEYS, score_pair, summarize
 from vc_toolkit.eval.pairs import PAIRS_TSV, pair_table, per_pair, split_labels, write_pairs_tsv
 from vc_toolkit.eval.vocoder_floor import copy_synthesis, floor_vocoder, vocoder_floor_dir
@@ -87,15 +92,16 @@ SIDES = {"conv": "converted", "floor": "source", "voc": "vocoder"}
 def _score_job(job: tuple) -> tuple[str, str, str, dict | str]:
     """``(kind, split, utt, hyp, ref, spk, eval_cfg)`` → ``(kind, split, utt, row or error)``.
 
-    ``kind``: ``conv`` (``hyp`` a stage-3 wav), ``floor`` (``hyp`` the source recording)
-    or ``voc`` (``hyp`` the vocoder settings: the target through that vocoder).
+    ``kind``: ``conv`` (``hyp`` a stage-3 wav), ``floor`` (``hyp`` the source recording),
+    ``voc`` (``hyp`` the vocoder settings: the target through that vocoder) or ``untr``
+    (``hyp`` the untrained model's stage-3 wav, text tags).
     """
     kind, split, utt, hyp, ref, spk, eval_cfg = job
     try:
         with threadpool_limits(1):
             speech = load_speech(ref, spk, check=False)
             target = speech.samples
-            if kind == "conv":  # stage-3 output is trimmed speech already
+            if kind in ("conv", "untr"):  # stage-3 output is trimmed speech already
                 other = read(hyp, spk.sample_rate)
             elif kind == "voc":
                 other = copy_synthesis(speech, spk, hyp)
@@ -144,12 +150,12 @@ def _write_floor(path: Path, rows: dict[str, dict]) -> None:
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
-def _write_per_utt(path: Path, utts: list[str], rows: dict) -> None:
-    cols = ("utt_id", "status", *(f"{side}_{k}" for side in SIDES for k in COLUMNS))
+def _write_per_utt(path: Path, utts: list[str], rows: dict, sides=SIDES, columns=COLUMNS) -> None:
+    cols = ("utt_id", "status", *(f"{side}_{k}" for side in sides for k in columns))
     lines = ["\t".join(cols)]
     for utt in utts:
         row = rows[utt]
-        values = [_fmt((row.get(side) or {}).get(k, math.nan)) for side in SIDES for k in COLUMNS]
+        values = [_fmt((row.get(side) or {}).get(k, math.nan)) for side in sides for k in columns]
         lines.append("\t".join((utt, row["status"], *values)))
     atomic_write_text(path, "\n".join(lines) + "\n")
 
@@ -190,6 +196,7 @@ def _summary_block(rows: dict[str, dict], utts: list[str]) -> dict:
     conv = summarize([rows[u]["conv"] for u in scored])
     floor = summarize([rows[u]["floor"] for u in scored if rows[u].get("floor")])
     voc = summarize([rows[u]["voc"] for u in scored if rows[u].get("voc")])
+    untr = [rows[u]["untr"] for u in scored if rows[u].get("untr")]
     statuses = [rows[u]["status"] for u in utts]
     counts = {
         "listed": len(utts),
@@ -199,7 +206,10 @@ def _summary_block(rows: dict[str, dict], utts: list[str]) -> dict:
         "silent": conv["count"]["silent"],
         "unvoiced": conv["count"]["unvoiced"],
     }
-    return {"converted": conv, "source": floor, "vocoder": voc, "counts": counts}
+    out = {"converted": conv, "source": floor, "vocoder": voc, "counts": counts}
+    if untr:
+        out["untrained"] = summarize(untr)
+    return out
 
 
 def _plan(
@@ -209,13 +219,16 @@ def _plan(
     conv_root: Path,
     cached: dict,
     voc_cfg: VocoderConfig,
+    untrained: Path | None = None,
 ):
-    """Rows with statuses, and the scoring jobs still to run (floors not in ``cached``)."""
+    """Rows with statuses, and the scoring jobs still to run (floors not in ``cached``;
+    ``untrained``: the untrained model's stage-3 folder of a text tag)."""
     rows: dict[str, dict[str, dict]] = {}
     jobs = []
     for split in SPLITS:
         data = layout.data(cfg.spk) / split
-        src, tgt = read_scp(data / "src.scp"), read_scp(data / "tgt.scp")
+        src = read_scp(data / "src.scp") if (data / "src.scp").is_file() else {}  # text: none
+        tgt = read_scp(data / "tgt.scp")
         rows[split] = {}
         for utt in _split_utts(layout, cfg.spk, split):
             hyp = conv_root / split / f"{utt}.wav"
@@ -231,6 +244,9 @@ def _plan(
                 jobs.append(("floor", split, utt, layout.resolve(src[utt]), ref, spk, cfg.eval))
             if ref is not None and ref.is_file() and row["voc"] is None:
                 jobs.append(("voc", split, utt, voc_cfg, ref, spk, cfg.eval))
+            untr = untrained / split / f"{utt}.wav" if untrained else None
+            if row["status"] == "ok" and untr is not None and untr.is_file():
+                jobs.append(("untr", split, utt, untr, ref, spk, cfg.eval))
             rows[split][utt] = row
     return rows, jobs
 
@@ -273,12 +289,18 @@ def run(
         "voc": vocoder_floor_dir(layout, cfg.spk, cfg.eval, voc_cfg, FRAME_PERIOD_MS),
     }
     cached = {k: {s: read_metric_tsv(d / f"{s}.tsv") for s in SPLITS} for k, d in caches.items()}
-    rows, jobs = _plan(layout, cfg, spk, conv_root, cached, voc_cfg)
-    n_jobs = {k: sum(j[0] == k for j in jobs) for k in SIDES}
+    is_text = text.is_text_tag(cfg)
+    untrained = None
+    if is_text:
+        logger.info("untrained floor: synthesising with the untrained model (checkpoint untrained)")
+        untrained = text.untrained_outputs(layout, tag, read_json(conv_root / "settings.json"))
+    rows, jobs = _plan(layout, cfg, spk, conv_root, cached, voc_cfg, untrained)
+    n_jobs = {k: sum(j[0] == k for j in jobs) for k in (*SIDES, "untr")}
     logger.info(
-        "tag %s, checkpoint %s: scoring %d converted, %d source-floor and %d vocoder-floor "
-        "(%s) pairs with %d jobs",
-        tag, checkpoint, n_jobs["conv"], n_jobs["floor"], n_jobs["voc"], voc_cfg.type, nj,
+        "tag %s, checkpoint %s: scoring %d converted, %d source-floor, %d untrained-floor and "
+        "%d vocoder-floor (%s) pairs with %d jobs",
+        tag, checkpoint, n_jobs["conv"], n_jobs["floor"], n_jobs["untr"], n_jobs["voc"],
+        voc_cfg.type, nj,
     )  # fmt: skip
     scored = parallel_map(_score_job, jobs, nj, "stage 4: scoring", "pair", progress)
     for kind, split, utt, result in scored:
@@ -295,15 +317,26 @@ def run(
         if n_jobs[kind]:
             for split in SPLITS:
                 _write_floor(cache / f"{split}.tsv", cached[kind][split])
+    dur_ref = None
+    if is_text:
+        refs, dur_ref = text.reference_durations(layout, cfg, tag, checkpoint, SPLITS)
+        roots = {"conv": conv_root, "untr": untrained}
+        text.add_duration_errors(rows, roots, refs, spk.reduction_factor)
     summary = _summarize(tag, checkpoint, cfg, conv_root, rows, stamp, voc_cfg)
+    if is_text:
+        summary["floors"] = {"source": text.NO_SOURCE, "untrained": layout.shown(untrained)}
+        summary["duration_reference"] = dur_ref
     dump = layout.dump(cfg.spk)
     labels = {s: split_labels(dump / s, list(rows[s])) for s in SPLITS}
     summary["per_pair"] = per_pair(rows, labels, _summary_block)
+    sides, columns = (text.TEXT_SIDES, (*COLUMNS, *text.DUR_KEYS)) if is_text else (SIDES, COLUMNS)
     for split in SPLITS:
-        _write_per_utt(out / split / "per_utt.tsv", list(rows[split]), rows[split])
+        _write_per_utt(out / split / "per_utt.tsv", list(rows[split]), rows[split], sides, columns)
     write_pairs_tsv(out / PAIRS_TSV, summary["per_pair"])
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float) + "\n")
-    _log(summary, layout.shown(out), layout)
+    if is_text:
+        text.log_summary(summary)
+    _log(summary, layout.shown(out), layout, scores=not is_text)
     return summary
 
 
@@ -337,8 +370,8 @@ def _mean(block: dict, key: str) -> float:
     return block.get(key, {}).get("mean", math.nan)
 
 
-def _log(summary: dict, out: str, layout: Layout) -> None:
-    for name, block in [*summary["splits"].items(), ("overall", summary["overall"])]:
+def _log(summary: dict, out: str, layout: Layout, scores: bool = True) -> None:
+    for name, block in [*summary["splits"].items(), ("overall", summary["overall"])] * scores:
         conv, floor, c = block["converted"], block["source"], block["counts"]
         voc = block.get("vocoder", {})
         logger.info(

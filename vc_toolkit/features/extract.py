@@ -208,6 +208,44 @@ def _extract_pair(
     return item
 
 
+def extract_utterance(path: str | Path, cfg: SpkConfig, timings: dict | None = None) -> dict:
+    """Features of one recording, as the target side of :func:`extract_pair` has them.
+
+    Used for text spks, whose items have a transcript instead of a source recording.
+
+    Returns:
+        float32 ``tgt_mel`` (T, n_mels), ``tgt_lf0``, ``tgt_vuv``, ``tgt_energy`` (T,) with T a
+        multiple of ``reduction_factor``, and the floats ``tgt_seconds`` (after trimming),
+        ``tgt_trimmed_seconds``, ``head_seconds`` (cut at the start: frame 0 starts there
+        in the file) and ``tgt_voiced_fraction``.
+
+    Raises:
+        BadPair: the recording is unusable (see :data:`BAD_REASONS`).
+    """
+    with threadpool_limits(1, user_api="blas"):
+        with _timed(timings, "load"):
+            x = _checked("tgt", frontend.read, path, cfg.sample_rate)
+        with _timed(timings, "trim"):
+            speech = frontend.front_end(x, cfg.sample_rate, cfg.trim, path)
+            _checked("tgt", frontend.check_speech, speech, cfg)
+        n = _checked("tgt", frontend.num_frames, speech, cfg)
+        with _timed(timings, "mel"):
+            mel, energy = mel_energy(speech, cfg, n)
+        with _timed(timings, "f0"):
+            lf0, vuv = lf0_vuv(speech, cfg, n)
+        voiced = _checked("tgt", frontend.check_voiced, vuv, cfg, path)
+    return {
+        "tgt_mel": mel,
+        "tgt_lf0": lf0,
+        "tgt_vuv": vuv,
+        "tgt_energy": energy,
+        "tgt_seconds": speech.seconds,
+        "tgt_trimmed_seconds": speech.trimmed_seconds,
+        "head_seconds": speech.head / cfg.sample_rate,
+        "tgt_voiced_fraction": voiced,
+    }
+
+
 def save_raw(path: str | Path, item: dict) -> None:
     """Write one utterance's features as an uncompressed ``.npz``, atomically.
 

@@ -200,7 +200,11 @@ class Converter:
         self.device = torch.device(device)
         spk = bundle.spk_cfg
         self.model = build_model(
-            bundle.cfg.model, spk.feats.mel.n_mels, spk.reduction_factor, speakers=bundle.speakers
+            bundle.cfg.model,
+            spk.feats.mel.n_mels,
+            spk.reduction_factor,
+            speakers=bundle.speakers,
+            vocab_size=bundle.vocab_size,
         )
         self.model.load_state_dict(bundle.weights)
         self.model.to(self.device).eval()

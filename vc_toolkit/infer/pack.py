@@ -11,17 +11,26 @@ A *pack* is a directory that converts speech with nothing else of the recipe
                    copied into vocoder/ (paths relative to the pack) or referenced
     speakers.json  the tag's speaker/emotion table (embedding rows), as training wrote it
     pairs.tsv      the speaker pairs of the spk (the default pair when there is one)
-    README.txt     what it is and how to convert with it
+    symbols.json   text models (``fastspeech2tts``) only: the spk's frozen symbol table;
+                   the front-end settings are the ``text`` block of spk.yaml
+    voicing.json   text models only: voiced share per symbol id (the voicing a WORLD
+                   vocoder needs, :func:`vc_toolkit.infer.align.symbol_voicing`)
+    README.txt     what it is and how to convert (or synthesise) with it
 
 Packs made before speakers existed have neither file: they read as one-to-one
 (speakers ``src`` and ``tgt``).
 
-``vc-convert --pack DIR --input WAV|FOLDER`` loads exactly these files
-(:func:`load_pack`).
+``vc-convert --pack DIR --input WAV|FOLDER`` (``vc-synthesize --pack DIR --text ...`` for
+a text model) loads exactly these files (:func:`load_pack`).
+
+A checkpoint ``untrained`` (:data:`UNTRAINED`) is the tag's model as initialised before
+its first step (``train.seed``, no pretrain weights): stage 4 of a text tag scores it
+as a floor.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tarfile
@@ -40,6 +49,7 @@ from vc_toolkit.config.tag import Vocoder
 from vc_toolkit.data.labels import SPEAKERS_FILE, SpeakerTable
 from vc_toolkit.errors import UserError
 from vc_toolkit.features.stats import load_stats, save_stats
+from vc_toolkit.infer.pack_readme import readme
 from vc_toolkit.infer.speakers import (
     LEGACY_PAIR,
     PAIRS_FILE,
@@ -57,6 +67,17 @@ from vc_toolkit.vocoder.base import locate, resolve_files
 
 logger = log.get("pack")
 PACK_FILES = ("config.yaml", "spk.yaml", "stats.npz", "model.pt", "vocoder.yaml")
+SYMBOLS_FILE = "symbols.json"
+VOICING_FILE = "voicing.json"
+UNTRAINED = "untrained"
+"""Checkpoint name of the freshly initialised model (the untrained floor)."""
+
+
+def input_kind(model_type: str) -> str:
+    """``speech`` or ``text``: what the model family ``model_type`` reads (model registry)."""
+    from vc_toolkit.models import MODEL_FAMILIES
+
+    return MODEL_FAMILIES.get(model_type).input_kind
 
 
 @dataclass
@@ -77,6 +98,10 @@ class Bundle:
         speakers (SpeakerTable): the model's speaker/emotion table (``exp/<TAG>/speakers.json``;
             one-to-one ``src``/``tgt`` when the tag has none).
         pairs (list[SpeakerPair]): the speaker pairs of the spk, sorted.
+        symbols (dict | None): text models: the frozen symbol table (JSON of
+            ``symbols.json``, as the checkpoint carries it); None for speech models.
+        voicing (list[float] | None): text models: voiced share per symbol id, for a
+            vocoder that needs F0 (None: not computed).
     """
 
     tag: str
@@ -91,6 +116,18 @@ class Bundle:
     origin: str = ""
     speakers: SpeakerTable = field(default_factory=lambda: SpeakerTable(["src", "tgt"]))
     pairs: list[SpeakerPair] = field(default_factory=lambda: [LEGACY_PAIR])
+    symbols: dict | None = None
+    voicing: list[float] | None = None
+
+    @property
+    def is_text(self) -> bool:
+        """Whether the model reads text (a TTS model) rather than speech."""
+        return input_kind(self.cfg.model.type) == "text"
+
+    @property
+    def vocab_size(self) -> int | None:
+        """Symbols of the table including padding (text models), else None."""
+        return len(self.symbols["symbols"]) if self.symbols else None
 
     def identity(self) -> dict:
         """What identifies the weights: tag, checkpoint, epoch, step, spk fingerprint."""
@@ -108,30 +145,36 @@ def load_tag_bundle(layout: Layout, tag: str, checkpoint: str = "best") -> Bundl
     """
     cfg = load_tag_config(layout, tag)
     folder = layout.checkpoints(tag)
-    if not ckpt.available(folder):
-        raise not_trained(tag)
-    path = ckpt.resolve(folder, checkpoint)
-    state = ckpt.load(path)
+    if checkpoint == UNTRAINED:
+        path, state = folder / f"{UNTRAINED}.pt", {"epoch": 0, "step": 0}
+    else:
+        if not ckpt.available(folder):
+            raise not_trained(tag)
+        path = ckpt.resolve(folder, checkpoint)
+        state = ckpt.load(path)
     dump = layout.dump(cfg.spk)
     stage1 = f"./run.sh --stage 0 --stop_stage 1 --spk {cfg.spk}"
     if not (dump / "config.yaml").is_file() or not (dump / "stats.npz").is_file():
         raise UserError(f"features of spk '{cfg.spk}' are missing in {dump}; run {stage1}")
     spk_cfg = build(SpkConfig, read_yaml(dump / "config.yaml"), where=str(dump / "config.yaml"))
-    recorded = state.get("spk_fingerprint")
     pairs = spk_pairs(dump)
     current = (read_fingerprint(dump) or {}).get("fingerprint")
+    recorded = current if checkpoint == UNTRAINED else state.get("spk_fingerprint")
     if recorded and current and recorded != current:
         raise UserError(
             f"features of spk '{cfg.spk}' were rebuilt since tag '{tag}' was trained "
             f"(fingerprint {recorded} -> {current}); its statistics no longer match the model: "
             f"retrain with ./run.sh --stage 2 --stop_stage 2 --tag {tag} --force"
         )
-    return Bundle(
+    symbols = state.get("symbols")
+    if symbols is None and input_kind(cfg.model.type) == "text":
+        symbols = _read_symbols(layout.exp(tag) / SYMBOLS_FILE, dump / SYMBOLS_FILE)
+    bundle = Bundle(
         tag=tag,
         cfg=cfg,
         spk_cfg=spk_cfg,
         stats=load_stats(dump / "stats.npz"),
-        weights=ckpt.weights_only(state),
+        weights={} if checkpoint == UNTRAINED else ckpt.weights_only(state),
         checkpoint=path.stem if path.parent == folder else str(path),
         epoch=state.get("epoch"),
         step=state.get("step"),
@@ -139,6 +182,42 @@ def load_tag_bundle(layout: Layout, tag: str, checkpoint: str = "best") -> Bundl
         origin=str(path),
         speakers=_table(state, tag_table(layout.exp(tag) / SPEAKERS_FILE, pairs)),
         pairs=pairs,
+        symbols=symbols,
+    )
+    if checkpoint == UNTRAINED:
+        bundle.weights = untrained_weights(bundle)
+    return bundle
+
+
+def untrained_weights(bundle: Bundle) -> dict:
+    """The weights of the bundle's model as built before training (seed ``train.seed``)."""
+    import torch
+
+    from vc_toolkit.models import build_model
+
+    spk = bundle.spk_cfg
+    torch.manual_seed(bundle.cfg.train.seed)
+    model = build_model(
+        bundle.cfg.model,
+        spk.feats.mel.n_mels,
+        spk.reduction_factor,
+        speakers=bundle.speakers,
+        vocab_size=bundle.vocab_size,
+    )
+    return model.state_dict()
+
+
+def _read_symbols(*paths: Path) -> dict:
+    """The first symbol table (JSON) of ``paths`` that exists.
+
+    Raises:
+        UserError: none exists (stage 1 of the text spk makes it).
+    """
+    for path in paths:
+        if path.is_file():
+            return json.loads(path.read_text(encoding="utf-8"))
+    raise UserError(
+        f"no symbol table ({' or '.join(map(str, paths))}); run stage 1 of the text spk"
     )
 
 
@@ -146,55 +225,6 @@ def _table(state: dict, default: SpeakerTable) -> SpeakerTable:
     """The speaker table saved in a checkpoint (the rows of its weights), else ``default``."""
     saved = state.get("speakers")
     return SpeakerTable.from_dict(saved) if isinstance(saved, dict) else default
-
-
-def _readme(bundle: Bundle, name: str, voc: dict) -> str:
-    cfg, spk = bundle.cfg, bundle.spk_cfg
-    vocoder = voc["type"] + (f" ({voc['checkpoint']})" if voc.get("checkpoint") else "")
-    return f"""vc_toolkit voice-conversion pack
-================================
-
-Tag          {bundle.tag}  ({cfg.note or "no note"})
-Checkpoint   {bundle.checkpoint} (epoch {bundle.epoch}, step {bundle.step})
-Spk          {cfg.spk}  ({spk.note or "no note"}), features fingerprint {bundle.spk_fingerprint}
-Audio        {spk.sample_rate} Hz, hop {spk.feats.mel.hop_length}, {spk.feats.mel.n_mels} mel bins,
-             reduction factor {spk.reduction_factor}
-Vocoder      {vocoder}
-Speakers     {_speakers_line(bundle)}
-Made by      vc_toolkit {__version__}
-
-Convert a wav file or every audio file in a folder (no corpus or exp/ needed);
-PACK is this folder, wherever it was copied (it was written as {name}):
-
-    vc-convert --pack PACK --input speech.wav --output converted/
-    vc-convert --pack PACK --input folder/ --output converted/ --pitch_scale 1.1
-
-Input audio goes through the same loading, resampling, silence trimming and
-feature analysis as the training data (spk.yaml), normalised with stats.npz.
-Each input gives <name>.wav and <name>.npz (log-mel, log-F0, energy, durations).
-
-{_pair_usage(bundle)}
-Files: config.yaml (resolved experiment config), spk.yaml (feature analysis),
-stats.npz (normalisation statistics), model.pt (weights), vocoder.yaml,
-speakers.json (speaker table of the model), pairs.tsv (speaker pairs of the spk).
-"""
-
-
-def _speakers_line(bundle: Bundle) -> str:
-    pairs = bundle.pairs
-    shown = pairs[0].name if len(pairs) == 1 else f"{len(pairs)} pairs"
-    return f"{', '.join(bundle.speakers.speakers)} ({shown})"
-
-
-def _pair_usage(bundle: Bundle) -> str:
-    if len(bundle.pairs) == 1:
-        return f"Conversions speak the pair {bundle.pairs[0].name} of the spk.\n"
-    p = bundle.pairs[0]
-    return (
-        f"The model knows {len(bundle.pairs)} speaker pairs: choose one, e.g.\n\n"
-        f"    vc-convert --pack PACK --input speech.wav --src_speaker {p.src_speaker} "
-        f"--tgt_speaker {p.tgt_speaker}\n"
-    )
 
 
 def _readable(folder: Path) -> None:
@@ -227,6 +257,11 @@ def write_pack(bundle: Bundle, out: Path, copy_vocoder: bool = True) -> Path:
         save_stats(tmp / "stats.npz", bundle.stats)
         bundle.speakers.save(tmp / SPEAKERS_FILE)
         write_pairs(tmp / PAIRS_FILE, bundle.pairs)
+        if bundle.symbols is not None:
+            text = json.dumps(bundle.symbols, ensure_ascii=False, indent=1)
+            atomic_write_text(tmp / SYMBOLS_FILE, text + "\n")
+        if bundle.voicing is not None:
+            atomic_write_text(tmp / VOICING_FILE, json.dumps(bundle.voicing) + "\n")
         state = {"model": bundle.weights, **bundle.identity(), "code": code_version()}
         ckpt.save(tmp / "model.pt", state)
         voc_cfg = bundle.cfg.infer.vocoder
@@ -235,7 +270,7 @@ def write_pack(bundle: Bundle, out: Path, copy_vocoder: bool = True) -> Path:
         text = yaml.safe_dump(voc, sort_keys=False)
         note = "# vocoder of this pack; relative paths are inside the pack\n"
         atomic_write_text(tmp / "vocoder.yaml", note + text)
-        atomic_write_text(tmp / "README.txt", _readme(bundle, str(out), voc))
+        atomic_write_text(tmp / "README.txt", readme(bundle, str(out), voc))
         _readable(tmp)
         old = out.with_name(f".{out.name}.old-{os.getpid()}") if out.exists() else None
         if old is not None:
@@ -253,6 +288,10 @@ def pack_tag(layout: Layout, tag: str, checkpoint: str = "best", copy_vocoder: b
     """Pack checkpoint ``checkpoint`` of ``tag`` into ``exp/<tag>/pack/<checkpoint>/``."""
     bundle = load_tag_bundle(layout, tag, checkpoint)
     locate(bundle.cfg.infer.vocoder, layout)
+    if bundle.is_text:
+        from vc_toolkit.infer.align import tag_voicing
+
+        bundle.voicing = tag_voicing(layout, bundle)
     return write_pack(bundle, layout.pack_dir(tag, bundle.checkpoint), copy_vocoder)
 
 
@@ -300,6 +339,7 @@ def load_pack(folder: str | Path) -> Bundle:
     resolve_files(voc, lambda value: Path(value) if Path(value).is_absolute() else folder / value)
     cfg.infer.vocoder = voc
     state = ckpt.load(folder / "model.pt")
+    voicing = folder / VOICING_FILE
     return Bundle(
         tag=state.get("tag") or folder.parent.parent.name,
         cfg=cfg,
@@ -313,4 +353,8 @@ def load_pack(folder: str | Path) -> Bundle:
         origin=str(folder),
         speakers=_table(state, SpeakerTable.load(folder / SPEAKERS_FILE)),
         pairs=read_pairs(folder / PAIRS_FILE),
+        symbols=_read_symbols(folder / SYMBOLS_FILE)
+        if input_kind(cfg.model.type) == "text"
+        else None,
+        voicing=json.loads(voicing.read_text()) if voicing.is_file() else None,
     )

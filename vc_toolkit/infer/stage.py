@@ -4,6 +4,12 @@ The model and its configs come from :func:`~vc_toolkit.infer.pack.load_tag_bundl
 the acoustic model and vocoder run in a :class:`~vc_toolkit.infer.convert.Converter`.
 Each utterance is converted with the speaker pair of its labels (``labels.tsv`` of the
 dump split); batches hold one pair each.
+
+A text tag (``model.type: fastspeech2tts``, :attr:`Bundle.is_text`) is decided here, once:
+its dev/eval sentences (the token ids stage 1 froze, ``TextDumpSplit``) are synthesised by
+a :class:`~vc_toolkit.infer.synthesize.Synthesizer` into the same layout, so stage 4 reads
+both alike. Checkpoint ``untrained`` (:data:`~vc_toolkit.infer.pack.UNTRAINED`) converts
+with the freshly initialised model (stage 4's untrained floor of a text tag).
 """
 
 from __future__ import annotations
@@ -19,9 +25,11 @@ from vc_toolkit.config.core import pinned_dict
 from vc_toolkit.config.resolve import diff_configs
 from vc_toolkit.config.tag import Infer
 from vc_toolkit.data.dump import DumpSplit
+from vc_toolkit.data.text_dump import TextDumpSplit
 from vc_toolkit.device import pick_device
 from vc_toolkit.infer.convert import Converter, batches, resolve_infer, write_outputs
 from vc_toolkit.infer.pack import Bundle, load_tag_bundle
+from vc_toolkit.infer.synthesize import Synthesizer, prepare_voicing
 from vc_toolkit.io import atomic_write_text
 from vc_toolkit.paths import EVAL_SPLITS, Layout
 from vc_toolkit.records import read_json
@@ -41,15 +49,17 @@ def _done(out_dir: Path, utt: str) -> bool:
     return (out_dir / f"{utt}.wav").is_file() and (out_dir / f"{utt}.npz").is_file()
 
 
-def _pair_batches(ds: DumpSplit, todo: list[int], size: int) -> list[list[int]]:
-    """Indices of ``todo`` in batches of one speaker pair each (pairs in sorted order)."""
+def _pair_batches(ds: DumpSplit | TextDumpSplit, todo: list[int], size: int) -> list[list[int]]:
+    """Indices of ``todo`` in batches of one speaker pair each (pairs in sorted order),
+    similar lengths together (source frames, or tokens of a text split)."""
+    lengths = ds.token_counts if isinstance(ds, TextDumpSplit) else ds.src_frames
     by_pair: dict[str, list[int]] = {}
     for i in todo:
         by_pair.setdefault(ds.labels[ds.utt_ids[i]].pair, []).append(i)
     out = []
     for pair in sorted(by_pair):
         idx = by_pair[pair]
-        out += batches(idx, [int(ds.src_frames[i]) for i in idx], size)
+        out += batches(idx, [int(lengths[i]) for i in idx], size)
     return out
 
 
@@ -62,8 +72,9 @@ def run(
     force: bool = False,
     splits: tuple[str, ...] = EVAL_SPLITS,
     progress: bool = True,
+    infer: Infer | None = None,
 ) -> dict:
-    """Stage 3: convert the dev and eval utterances of ``tag``'s spk.
+    """Stage 3: convert (text tags: synthesise) the dev and eval utterances of ``tag``'s spk.
 
     Sources are the normalised features in ``dump/<SPK>/<split>``; outputs go to
     ``exp/<tag>/convert/<checkpoint>/<split>/<utt>.{wav,npz}``, with ``settings.json``
@@ -71,11 +82,14 @@ def run(
     are skipped unless ``force``; when the checkpoint or the controls differ from
     those of the existing outputs, everything is converted again.
 
+    ``infer`` (e.g. another conversion's controls) replaces the tag's block and ``overrides``.
+
     Returns:
         The RTF record (also in ``rtf.json``), with ``converted`` and ``skipped`` counts.
     """
     bundle = load_tag_bundle(layout, tag, checkpoint)
-    infer = resolve_infer(bundle.cfg.infer, overrides, layout)
+    if infer is None:
+        infer = resolve_infer(bundle.cfg.infer, overrides, layout)
     root = layout.convert_dir(tag, bundle.checkpoint)
     settings = _settings(bundle, infer)
     previous = read_json(root / "settings.json")
@@ -85,7 +99,8 @@ def run(
         for line in changes:
             logger.warning("    %s", line)
         force = True
-    data = {s: DumpSplit(layout.dump(bundle.cfg.spk) / s) for s in splits}
+    reader, kind = (TextDumpSplit, Synthesizer) if bundle.is_text else (DumpSplit, Converter)
+    data = {s: reader(layout.dump(bundle.cfg.spk) / s) for s in splits}
     for ds in data.values():  # a speaker the model has no row for: stop before converting
         for lab in ds.labels.values():
             bundle.speakers.ids(lab)
@@ -104,12 +119,14 @@ def run(
         return {**(read_json(root / "rtf.json") or {}), "converted": 0, "skipped": total}
     atomic_write_text(root / "settings.json", json.dumps(settings, indent=2) + "\n")
     dev = pick_device(device)
-    conv = Converter(bundle, infer, dev)
+    prepare_voicing(bundle, infer, layout)
+    conv = kind(bundle, infer, dev)
+    verb = "synthesising" if bundle.is_text else "converting"
     logger.info(
-        "tag %s, checkpoint %s (epoch %s): converting %d of %d utterances on %s, vocoder %s",
-        tag, bundle.checkpoint, bundle.epoch, pending, total, dev, infer.vocoder.type,
+        "tag %s, checkpoint %s (epoch %s): %s %d of %d utterances on %s, vocoder %s",
+        tag, bundle.checkpoint, bundle.epoch, verb, pending, total, dev, infer.vocoder.type,
     )  # fmt: skip
-    bar = tqdm(total=pending, desc="stage 3: converting", unit="utt", disable=not progress)
+    bar = tqdm(total=pending, desc=f"stage 3: {verb}", unit="utt", disable=not progress)
     for split, ds in data.items():
         for idx in _pair_batches(ds, todo[split], infer.batch_size):
             items = [{**ds[i], "labels": ds.labels[ds.utt_ids[i]]} for i in idx]

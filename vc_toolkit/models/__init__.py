@@ -1,4 +1,4 @@
-"""FastSpeech2-style voice-conversion model, its predictors and its loss.
+"""FastSpeech2-style models (voice conversion and text-to-speech), their parts and loss.
 
 Importing the package imports every module in it, so each registered choice of
 the model's interchangeable parts (the ``@PITCH_PREDICTORS.register``,
@@ -23,6 +23,7 @@ from vc_toolkit.models.loss import (
 )
 from vc_toolkit.models.registry import (
     CONDITIONING,
+    MODEL_FAMILIES,
     PITCH_PREDICTORS,
     PROSODY,
     LossTerm,
@@ -35,6 +36,7 @@ del _module
 
 __all__ = [
     "CONDITIONING",
+    "MODEL_FAMILIES",
     "PITCH_PREDICTORS",
     "PROSODY",
     "FastSpeech2VC",

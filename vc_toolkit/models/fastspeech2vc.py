@@ -34,86 +34,44 @@ Example:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from vc_toolkit.config.tag import ModelConfig, Postnet
+from vc_toolkit.config.tag import ModelConfig
 from vc_toolkit.data.batch import Batch
 from vc_toolkit.data.labels import SpeakerTable
 from vc_toolkit.models.blocks import BlockStack
-from vc_toolkit.models.conditioning import Cond, default_table
+from vc_toolkit.models.conditioning import Cond
 from vc_toolkit.models.frames import (
     check_multiple,
     lengths_to_mask,
     reduced_mask,
     stack_frames,
-    unstack_frames,
 )
-from vc_toolkit.models.layers import MaskedConv, RelPositionAttention
+from vc_toolkit.models.fs2base import (
+    ConvPostnet,
+    FastSpeech2Base,
+    check_scales,
+    rescale_log,
+    target_ids,
+)
 from vc_toolkit.models.prosody import segment_ids
-from vc_toolkit.models.registry import CONDITIONING, PITCH_PREDICTORS, PROSODY
-from vc_toolkit.models.variance import ValueEmbedding, VariancePredictor, regulate_length
+from vc_toolkit.models.registry import MODEL_FAMILIES, PITCH_PREDICTORS, PROSODY, LossTerm
+from vc_toolkit.models.terms import CORE_LOSS_TERMS
+from vc_toolkit.models.variance import ValueEmbedding, regulate_length
+
+__all__ = ["ConvPostnet", "FastSpeech2VC", "build_model", "rescale_log"]
 
 
-class ConvPostnet(nn.Module):
-    """Residual conv postnet: (conv → LayerNorm → tanh → dropout) × (layers-1), then a conv.
-
-    Args:
-        n_mels (int): mel bins.
-        cfg (Postnet): layers (0: identity), channels, kernel, dropout.
-    """
-
-    def __init__(self, n_mels: int, cfg: Postnet) -> None:
-        super().__init__()
-        dims = [n_mels] + [cfg.channels] * (cfg.layers - 1) + [n_mels]
-        self.convs = nn.ModuleList(
-            MaskedConv(a, b, cfg.kernel_size) for a, b in zip(dims, dims[1:])
-        )
-        self.norms = nn.ModuleList(nn.LayerNorm(c) for c in dims[1:-1])
-        self.dropout = nn.Dropout(cfg.dropout)
-
-    def forward(self, mel: Tensor, mask: Tensor) -> Tensor:
-        """(B, T, n_mels), mask (B, T) → refined mel ``mel + residual``, (B, T, n_mels)."""
-        y = mel
-        for k, conv in enumerate(self.convs):
-            y = conv(y, mask)
-            if k < len(self.norms):
-                y = self.dropout(torch.tanh(self.norms[k](y)))
-        return (mel + y).masked_fill(~mask[..., None], 0.0)
-
-
-def _stat(stats: Any, name: str) -> float:
-    value = stats.get(name) if isinstance(stats, Mapping) else getattr(stats, name, None)
-    if value is None:
-        raise ValueError(f"stats lacks {name!r}; give tgt_lf0_mean/std and tgt_energy_mean/std")
-    return float(value)
-
-
-def rescale_log(x: Tensor, scale: float, mean: float, std: float) -> Tensor:
-    """Multiply a normalised log-feature's linear value by ``scale``.
-
-    Un-normalises (``x * std + mean``), multiplies ``exp`` of it by ``scale`` (adds
-    ``log scale``) and normalises again.
-
-    Example:
-        >>> y = rescale_log(torch.tensor([0.0]), 2.0, math.log(100.0), 0.5)
-        >>> round(math.exp(float(y) * 0.5 + math.log(100.0)), 3)
-        200.0
-    """
-    return ((x * std + mean + math.log(scale)) - mean) / std
-
-
-def _target_ids(ids: Tensor, durations: Tensor, max_len: int | None = None) -> Tensor:
-    """Source segment ids (B, Ls) repeated by the durations → target segment ids (B, Lt)."""
-    return regulate_length(ids[..., None], durations, max_len)[0][..., 0]
-
-
-class FastSpeech2VC(nn.Module):
+@MODEL_FAMILIES.register("fastspeech2vc")
+class FastSpeech2VC(FastSpeech2Base):
     """FastSpeech2-style VC model.
+
+    ``input_parts`` names the state-dict prefixes of the speech input side (not shared with
+    the text family; see :data:`~vc_toolkit.models.fs2base.SHARED_PARTS`).
 
     Args:
         cfg (ModelConfig): model settings.
@@ -122,6 +80,9 @@ class FastSpeech2VC(nn.Module):
         speakers (SpeakerTable | None): names of the conditioning rows (the tag's
             ``speakers.json``); None: ``src`` and ``tgt``. Unused with conditioning ``none``.
     """
+
+    input_parts = ("input_proj", "src_pitch_embed", "src_energy_embed", "encoder")
+    input_kind = "speech"
 
     def __init__(
         self,
@@ -142,44 +103,45 @@ class FastSpeech2VC(nn.Module):
             self.src_pitch_embed = ValueEmbedding(r, h, cfg.pitch_predictor.embed_kernel_size)
             self.src_energy_embed = ValueEmbedding(r, h, cfg.energy_predictor.embed_kernel_size)
         self.encoder = BlockStack(cfg.encoder, h)
-        self.prosody = PROSODY.get(cfg.prosody.type)(h, n_mels * r, cfg.prosody)
-        self.duration_predictor = VariancePredictor(h, cfg.duration_predictor, 1)
-        pitch_cfg = cfg.pitch_predictor
-        self.pitch_predictor = PITCH_PREDICTORS.get(pitch_cfg.type)(h, pitch_cfg, r)
-        self.pitch_embed = ValueEmbedding(r, h, pitch_cfg.embed_kernel_size)
-        self.energy_predictor = VariancePredictor(h, cfg.energy_predictor, r)
-        self.energy_embed = ValueEmbedding(r, h, cfg.energy_predictor.embed_kernel_size)
-        self.decoder = BlockStack(cfg.decoder, h)
-        self.mel_proj = nn.Linear(h, n_mels * r)
-        self.postnet = ConvPostnet(n_mels, cfg.postnet) if cfg.postnet.layers else None
-        self.speakers = speakers or default_table()
-        cond_cls = CONDITIONING.get(cfg.conditioning.type)
-        self.conditioning = cond_cls(h, cfg.conditioning, self.speakers)
+        self._build_adaptor(cfg, n_mels, r, speakers, values=r)
         self._init_weights()
 
-    def _init_weights(self) -> None:
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.xavier_uniform_(module.weight)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, RelPositionAttention):
-                nn.init.xavier_uniform_(module.bias_u)
-                nn.init.xavier_uniform_(module.bias_v)
+    @classmethod
+    def from_config(
+        cls,
+        cfg: ModelConfig,
+        n_mels: int,
+        reduction_factor: int,
+        speakers: SpeakerTable | None = None,
+        vocab_size: int | None = None,
+    ) -> FastSpeech2VC:
+        """Build from the tag's model block (``vocab_size`` is for text input: unused)."""
+        return cls(cfg, n_mels, reduction_factor, speakers)
 
-    @property
-    def segment_outputs(self) -> tuple[str, ...]:
-        """Names of the :meth:`infer` outputs with one row per source segment, (B, K, ...)."""
-        return self.prosody.segment_outputs
+    @classmethod
+    def own_loss_terms(cls) -> tuple[LossTerm, ...]:
+        """The terms only this family has (none: every VC term is a part's or the core's)."""
+        return ()
 
-    def embedding_tables(self) -> dict[str, str]:
-        """State-dict names of the conditioning tables → ``speakers`` or ``emotions`` (the
-        :class:`SpeakerTable` list naming their rows); empty without conditioning."""
-        return {f"conditioning.{k}": v for k, v in self.conditioning.tables().items()}
+    @classmethod
+    def loss_terms(cls, cfg: ModelConfig) -> tuple[LossTerm, ...]:
+        """``mel``, ``post_mel``, ``duration``, the pitch predictor's (``pitch``), ``energy``,
+        then the prosody module's (``gmm``, and ``global_gmm`` with ``use_global``)."""
+        mel, post_mel, duration, energy = CORE_LOSS_TERMS
+        pitch = PITCH_PREDICTORS.get(cfg.pitch_predictor.type).loss_terms(cfg.pitch_predictor)
+        prosody = PROSODY.get(cfg.prosody.type).loss_terms(cfg.prosody)
+        return (mel, post_mel, duration, *pitch, energy, *prosody)
 
-    def num_params(self, trainable_only: bool = False) -> int:
-        """Number of parameters (only those with ``requires_grad`` if ``trainable_only``)."""
-        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+    @classmethod
+    def all_loss_terms(cls) -> tuple[LossTerm, ...]:
+        """Every term a VC model of any choice of parts can produce, in canonical order."""
+        mel, post_mel, duration, energy = CORE_LOSS_TERMS
+
+        def terms(registry) -> list[LossTerm]:
+            found = {t.name: t for _, part in registry for t in part.all_loss_terms()}
+            return list(found.values())
+
+        return (mel, post_mel, duration, *terms(PITCH_PREDICTORS), energy, *terms(PROSODY))
 
     def _encode(self, mel: Tensor, lf0: Tensor, energy: Tensor, lens: Tensor):
         """Source frames → (encoder output (B, Ls, hidden), reduced source mask (B, Ls))."""
@@ -191,18 +153,6 @@ class FastSpeech2VC(nn.Module):
             x = x + self.src_pitch_embed(stack_frames(lf0, self.r), mask)
             x = x + self.src_energy_embed(stack_frames(energy, self.r), mask)
         return self.encoder(x.masked_fill(~mask[..., None], 0.0), mask), mask
-
-    def _decode(self, x: Tensor, mask: Tensor, frame_mask: Tensor) -> tuple[Tensor, Tensor]:
-        """Reduced hidden (B, Lt, hidden) → mel before and after the postnet, (B, Tt, n_mels)."""
-        n_frames = frame_mask.shape[1]
-        mel = unstack_frames(self.mel_proj(self.decoder(x, mask)), self.r)[:, :n_frames]
-        mel = mel.masked_fill(~frame_mask[..., None], 0.0)
-        post = mel if self.postnet is None else self.postnet(mel, frame_mask)
-        return mel, post
-
-    def _frames(self, values: Tensor, n_frames: int) -> Tensor:
-        """Reduced values (B, L, r) → frame values (B, n_frames)."""
-        return unstack_frames(values, self.r)[:, :n_frames, 0]
 
     def forward(self, batch: Batch) -> dict[str, Tensor]:
         """Teacher-forced forward pass.
@@ -243,31 +193,14 @@ class FastSpeech2VC(nn.Module):
         durations[:, :width] = batch.duration[:, :width]
         durations = durations.masked_fill(~src_mask, 0)
         x, _ = regulate_length(enc, durations, tgt_mel.shape[1])
-        pitch_ids = _target_ids(src_ids, durations, tgt_mel.shape[1])
+        pitch_ids = target_ids(src_ids, durations, tgt_mel.shape[1])
         pitch_target = stack_frames(batch.tgt_lf0, r)
         energy_target = stack_frames(batch.tgt_energy, r)
-        adapted = self.conditioning(x, tgt_mask, "adaptor", cond)
-        pitch = self.pitch_predictor(adapted, tgt_mask, pitch_target, pitch_ids)
-        x = x + self.pitch_embed(pitch_target, tgt_mask)
-        energy = self._predict(self.energy_predictor, x, tgt_mask, cond)
-        x = x + self.energy_embed(energy_target, tgt_mask)
+        x, pitch, energy = self._variance(x, tgt_mask, pitch_ids, cond, pitch_target, energy_target)
         x = self.conditioning(x, tgt_mask, "decoder", cond)
         out["mel"], out["post_mel"] = self._decode(x, tgt_mask, frame_mask)
         out["pitch"], out["energy"] = self._frames(pitch, n_frames), self._frames(energy, n_frames)
         return out
-
-    def _predict(self, predictor: nn.Module, x: Tensor, mask: Tensor, cond: Cond | None) -> Tensor:
-        """A variance predictor on ``x`` (B, L, hidden) with the ``adaptor`` conditioning."""
-        return predictor(self.conditioning(x, mask, "adaptor", cond), mask)
-
-    def _durations(self, log_duration: Tensor, mask: Tensor, scale: float) -> Tensor:
-        """Rounded durations (B, Ls) >= 0, zero on padding, at least one frame per row."""
-        d = torch.round((torch.exp(log_duration) - 1.0) * scale).clamp(min=0).long()
-        d = d.masked_fill(~mask, 0)
-        first = log_duration.masked_fill(~mask, float("-inf")).argmax(dim=1)
-        empty = d.sum(dim=1) == 0
-        bump = nn.functional.one_hot(first, d.shape[1]) * empty[:, None]
-        return d + bump
 
     @torch.no_grad()
     def infer(
@@ -315,13 +248,7 @@ class FastSpeech2VC(nn.Module):
             (B, K, D), plus ``global_prosody`` (B, D)); those with one row per segment are
             named by :attr:`segment_outputs`.
         """
-        for name, value in (("pitch_scale", pitch_scale), ("energy_scale", energy_scale)):
-            if value <= 0:
-                raise ValueError(f"{name} must be > 0, got {value}")
-            if value != 1.0 and stats is None:
-                raise ValueError(f"{name}={value} needs stats (target log-F0/energy mean and std)")
-        if duration_scale < 0:
-            raise ValueError(f"duration_scale must be >= 0, got {duration_scale}")
+        check_scales(pitch_scale, energy_scale, duration_scale, stats)
         was_training = self.training
         self.eval()
         try:
@@ -344,17 +271,10 @@ class FastSpeech2VC(nn.Module):
         x, lens_reduced = regulate_length(enc, durations)
         mask = lengths_to_mask(lens_reduced, x.shape[1])
         frame_mask = lengths_to_mask(lens_reduced * r, x.shape[1] * r)
-        adapted = self.conditioning(x, mask, "adaptor", cond)
-        pitch = self.pitch_predictor.infer(adapted, mask, _target_ids(ids, durations, x.shape[1]))
-        if pitch_scale != 1.0:
-            mean, std = _stat(stats, "tgt_lf0_mean"), _stat(stats, "tgt_lf0_std")
-            pitch = rescale_log(pitch, pitch_scale, mean, std).masked_fill(~mask[..., None], 0)
-        x = x + self.pitch_embed(pitch, mask)
-        energy = self._predict(self.energy_predictor, x, mask, cond)
-        if energy_scale != 1.0:
-            mean, std = _stat(stats, "tgt_energy_mean"), _stat(stats, "tgt_energy_std")
-            energy = rescale_log(energy, energy_scale, mean, std).masked_fill(~mask[..., None], 0)
-        x = x + self.energy_embed(energy, mask)
+        ids = target_ids(ids, durations, x.shape[1])
+        x, pitch, energy = self._variance_infer(
+            x, mask, ids, cond, (pitch_scale, energy_scale), stats
+        )
         x = self.conditioning(x, mask, "decoder", cond)
         mel_before, mel_after = self._decode(x, mask, frame_mask)
         n_frames = frame_mask.shape[1]
@@ -371,9 +291,13 @@ class FastSpeech2VC(nn.Module):
 
 
 def build_model(
-    cfg: ModelConfig, n_mels: int, reduction_factor: int, speakers: SpeakerTable | None = None
-) -> FastSpeech2VC:
-    """Build a :class:`FastSpeech2VC` from its config.
+    cfg: ModelConfig,
+    n_mels: int,
+    reduction_factor: int,
+    speakers: SpeakerTable | None = None,
+    vocab_size: int | None = None,
+) -> FastSpeech2Base:
+    """Build the model of the family ``cfg.type`` names (:data:`MODEL_FAMILIES`).
 
     Args:
         cfg (ModelConfig): model settings.
@@ -381,5 +305,11 @@ def build_model(
         reduction_factor (int): frames per reduced frame ``r``.
         speakers (SpeakerTable | None): the tag's speaker table (``exp/<TAG>/speakers.json``,
             :meth:`SpeakerTable.load`), sizing the conditioning tables; None: ``src``/``tgt``.
+        vocab_size (int | None): text input (``fastspeech2tts``): symbols incl. padding.
+
+    Returns:
+        FastSpeech2Base: a :class:`FastSpeech2VC` or a
+        :class:`~vc_toolkit.models.fastspeech2tts.FastSpeech2TTS`.
     """
-    return FastSpeech2VC(cfg, n_mels, reduction_factor, speakers)
+    family = MODEL_FAMILIES.get(cfg.type)
+    return family.from_config(cfg, n_mels, reduction_factor, speakers, vocab_size)

@@ -1,4 +1,4 @@
-"""Training loss of the FastSpeech2-style VC model.
+"""Training loss of the FastSpeech2-style models (VC and TTS families).
 
 Every term is a mean over real (unpadded) elements only, so padding never
 changes a loss:
@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from vc_toolkit.config.tag import Loss, ModelConfig
 from vc_toolkit.data.batch import Batch
-from vc_toolkit.models.registry import PITCH_PREDICTORS, PROSODY, LossTerm
+from vc_toolkit.models.registry import MODEL_FAMILIES, PITCH_PREDICTORS, PROSODY, LossTerm
 from vc_toolkit.models.terms import CORE_LOSS_TERMS
 
 _CORE_NAMES = tuple(term.name for term in CORE_LOSS_TERMS)
@@ -76,15 +76,14 @@ class VCLoss(nn.Module):
 
 
 def loss_terms(cfg: ModelConfig) -> tuple[LossTerm, ...]:
-    """The loss terms a model of this config produces, in order.
+    """The loss terms a model of this config produces, in order (its family's declaration).
 
-    ``mel``, ``post_mel``, ``duration``, the pitch predictor's (``pitch``), ``energy``,
-    then the prosody module's (``gmm``, and ``global_gmm`` with ``use_global``).
+    VC (``fastspeech2vc``): ``mel``, ``post_mel``, ``duration``, the pitch predictor's
+    (``pitch``), ``energy``, then the prosody module's (``gmm``, and ``global_gmm`` with
+    ``use_global``). TTS (``fastspeech2tts``) adds ``forward_sum`` and ``bin``
+    (:mod:`vc_toolkit.models.tts_terms`).
     """
-    mel, post_mel, duration, energy = CORE_LOSS_TERMS
-    pitch = PITCH_PREDICTORS.get(cfg.pitch_predictor.type).loss_terms(cfg.pitch_predictor)
-    prosody = PROSODY.get(cfg.prosody.type).loss_terms(cfg.prosody)
-    return (mel, post_mel, duration, *pitch, energy, *prosody)
+    return MODEL_FAMILIES.get(cfg.type).loss_terms(cfg)
 
 
 def loss_names(cfg: ModelConfig) -> tuple[str, ...]:
@@ -93,14 +92,13 @@ def loss_names(cfg: ModelConfig) -> tuple[str, ...]:
 
 
 def all_loss_terms() -> tuple[LossTerm, ...]:
-    """Every term any registered choice can produce, in the canonical order."""
-    mel, post_mel, duration, energy = CORE_LOSS_TERMS
-
-    def terms(registry) -> list[LossTerm]:
-        found = {t.name: t for _, part in registry for t in part.all_loss_terms()}
-        return list(found.values())
-
-    return (mel, post_mel, duration, *terms(PITCH_PREDICTORS), energy, *terms(PROSODY))
+    """Every term any family with any registered choice can produce, in the canonical order
+    (the order of the :class:`~vc_toolkit.config.tag.Loss` weights)."""
+    found: dict[str, LossTerm] = {}
+    for _, family in MODEL_FAMILIES:
+        for term in family.all_loss_terms():
+            found.setdefault(term.name, term)
+    return tuple(found.values())
 
 
 def all_loss_names() -> tuple[str, ...]:
@@ -108,10 +106,21 @@ def all_loss_names() -> tuple[str, ...]:
     return (*(term.name for term in all_loss_terms()), "total")
 
 
+def _family_producers(name: str) -> list[str]:
+    """The model families whose own terms (no part's) include ``name``."""
+    return [
+        choice
+        for choice, family in MODEL_FAMILIES
+        if name in (t.name for t in family.own_loss_terms())
+    ]
+
+
 def loss_slots(name: str) -> list[str]:
     """The config blocks whose choice decides whether loss ``name`` exists (``[]``: always)."""
     if name in _CORE_NAMES:
         return []
+    if _family_producers(name):
+        return [f"{MODEL_FAMILIES.slot}.type"]
     return [
         registry.slot
         for registry in (PITCH_PREDICTORS, PROSODY)
@@ -128,10 +137,14 @@ def loss_sources(name: str) -> list[str]:
     Returns:
         list[str]: ``["every model"]`` for the terms every model has (the skeleton's, or one
         every choice of a slot produces); else one entry per choice, e.g.
-        ``"model.prosody.type: gmm (with model.prosody.use_global)"``; ``[]`` if none.
+        ``"model.prosody.type: gmm (with model.prosody.use_global)"`` or
+        ``"model.type: fastspeech2tts"``; ``[]`` if none.
     """
     if name in _CORE_NAMES:
         return ["every model"]
+    families = _family_producers(name)
+    if families:
+        return [f"{MODEL_FAMILIES.slot}.type: {choice}" for choice in families]
     sources = []
     for registry in (PITCH_PREDICTORS, PROSODY):
         producers = [(choice, cls) for choice, cls in registry if name in cls.loss_names()]

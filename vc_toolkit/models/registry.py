@@ -94,3 +94,8 @@ class Choice:
 PITCH_PREDICTORS = Registry("model.pitch_predictor")
 PROSODY = Registry("model.prosody")
 CONDITIONING = Registry("model.conditioning")
+ALIGNERS = Registry("model.aligner")
+MODEL_FAMILIES = Registry("model")
+"""Model families by ``model.type``: ``fastspeech2vc`` (speech input) and ``fastspeech2tts``
+(text input); each declares its loss terms (:meth:`Choice.loss_terms` of the whole
+:class:`~vc_toolkit.config.tag.ModelConfig`)."""

@@ -19,10 +19,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import Counter
-from pathlib import Path
-
-import numpy as np
-import soundfile as sf
 
 from vc_toolkit import log
 from vc_toolkit.config import ConfigError, load_spk
@@ -33,38 +29,17 @@ from vc_toolkit.config.pin import (
     freeze,
     read_fingerprint,
 )
-from vc_toolkit.config.spk import SpkConfig, Split
+from vc_toolkit.config.spk import SpkConfig
 from vc_toolkit.data.labels import LABELS_FILE, SPEAKERS_FILE, SpeakerTable, write_labels
-from vc_toolkit.features.audio import truncation
 from vc_toolkit.io import atomic_write_text, write_scp
 from vc_toolkit.paths import SPLITS, Layout
+from vc_toolkit.prepare import text_lists
 from vc_toolkit.prepare.corpora import RECIPES, CorpusError, Pair, Prepared
 from vc_toolkit.prepare.pairs import enumerate_pairs, pair_counts
+from vc_toolkit.prepare.split import check_audio, make_split
 from vc_toolkit.records import check_inputs, input_digests, input_files, record_corpus_files
 
 logger = log.get("stage0")
-
-
-def make_split(utt_ids: list[str], split: Split) -> dict[str, list[str]]:
-    """Deterministic split from ``split.seed``: same ids and seed → same split.
-
-    Stage 0 splits sentence ids. ``split.train`` keeps only the first N ids of the
-    shuffle after dev and eval, so a capped split has the same dev/eval as the uncapped.
-
-    Example:
-        >>> s = make_split([f"u{i}" for i in range(10)], Split(dev=2, eval=3, seed=0))
-        >>> [len(s[k]) for k in ("train", "dev", "eval")]
-        [5, 2, 3]
-        >>> s == make_split([f"u{i}" for i in reversed(range(10))], Split(dev=2, eval=3, seed=0))
-        True
-    """
-    ids = sorted(utt_ids)
-    order = np.random.default_rng(split.seed).permutation(len(ids))
-    shuffled = [ids[i] for i in order]
-    dev = shuffled[: split.dev]
-    ev = shuffled[split.dev : split.dev + split.eval]
-    train = shuffled[split.dev + split.eval :][: split.train]
-    return {"train": sorted(train), "dev": sorted(dev), "eval": sorted(ev)}
 
 
 def _stage0_key(cfg: SpkConfig) -> str:
@@ -75,18 +50,6 @@ def _stage0_key(cfg: SpkConfig) -> str:
     return config_hash(keys)
 
 
-def _check_audio(path: Path) -> str | None:
-    """Reason the file cannot be used, or None when its header reads and its data is complete."""
-    try:
-        info = sf.info(str(path))
-    except Exception as err:  # libsndfile raises several types
-        return f"unreadable ({str(err).splitlines()[0][:120]})"
-    if info.frames == 0:
-        return "empty (0 samples)"
-    cut = truncation(path, info.samplerate)
-    return f"truncated ({cut.removeprefix('truncated: ')})" if cut else None
-
-
 def _readable(pairs: list[Pair], layout: Layout) -> tuple[list[Pair], list[str]]:
     """Pairs whose two files read, and ``utt, file, reason`` rows of those that do not."""
     why: dict = {}
@@ -94,7 +57,7 @@ def _readable(pairs: list[Pair], layout: Layout) -> tuple[list[Pair], list[str]]
     for pair in pairs:
         for p in (pair.src, pair.tgt):
             if p not in why:
-                why[p] = _check_audio(p)
+                why[p] = check_audio(p)
         bad = [
             f"{pair.utt_id}\t{layout.shown(p)}\t{why[p]}" for p in (pair.src, pair.tgt) if why[p]
         ]
@@ -115,43 +78,11 @@ def _count_lines(splits: dict, per_speaker, per_voice, per_pair) -> list[str]:
     return lines
 
 
-def run(spk: str, layout: Layout, force: bool = False, nj: int = 2) -> dict:
-    """Prepare ``data/<spk>`` (a fast no-op when already prepared with the same settings).
-
-    Returns:
-        Counts per split plus the number of unmatched/unreadable/excluded files.
-
-    Raises:
-        ConfigError: unknown spk, bad config, or a config changed since it was frozen.
-        UserError: the input audio changed since the spk was frozen (without ``force``).
-        CorpusError: the corpus cannot be read or is too small for the split.
-    """
-    cfg = load_spk(spk, layout.root)
-    conf_file = layout.shown(layout.spk_conf(spk))
-    frozen = layout.dump(spk) / "config.yaml"
-    diff = check_frozen(frozen, cfg, conf_file, force, f"spk '{spk}'")
+def _write_pairs(
+    spk: str, cfg: SpkConfig, layout: Layout, prepared: list[Prepared], key: str
+) -> tuple[dict, SpeakerTable]:
+    """Pair, split and list the utterances of a parallel spk; its report and summary."""
     data_dir = layout.data(spk)
-    done_file = data_dir / "prepared.json"
-    key = _stage0_key(cfg)
-    if done_file.is_file() and not force:
-        done = json.loads(done_file.read_text())
-        fp = read_fingerprint(layout.dump(spk))
-        if done.get("key") == key and frozen.is_file() and fp is not None:
-            check_inputs(layout, spk, fp)  # refuses changed audio, warns of new files
-            logger.info(
-                "data/%s already prepared (%s); nothing to do (--force redoes it)",
-                spk,
-                ", ".join(f"{k} {done['counts'][k]}" for k in SPLITS),
-            )
-            return done
-    if diff:
-        logger.warning("--force: rebuilding spk '%s' after config changes:", spk)
-        for line in diff:
-            logger.warning("    %s", line)
-
-    blocks = cfg.corpus_list()
-    logger.info("preparing corpus %s for spk '%s'", ", ".join(f"'{c.name}'" for c in blocks), spk)
-    prepared = [RECIPES[c.name](c, layout, nj) for c in blocks]
     pairs = enumerate_pairs(
         [p.utterances for p in prepared], [p.candidates for p in prepared], cfg.pairs
     )
@@ -224,22 +155,6 @@ def run(spk: str, layout: Layout, force: bool = False, nj: int = 2) -> dict:
         "pairs": len(per_pair),
         "sentences": len(split_of),
     }
-    merged = Prepared(
-        utterances=[u for q in prepared for u in q.utterances],
-        unmatched_src=[f for q in prepared for f in q.unmatched_src],
-        unmatched_tgt=[f for q in prepared for f in q.unmatched_tgt],
-        skipped=[s for q in prepared for s in q.skipped],
-        roots=[r for q in prepared for r in q.roots],
-    )
-    record_corpus_files(layout, spk, merged.roots, merged.files())
-    files = input_files(layout, spk)
-    fp = fingerprint(cfg, files, input_digests(layout, spk, files))
-    fp.update(spk=spk, source=conf_file, frozen_at=dt.datetime.now().isoformat(timespec="seconds"))
-    header = f"# resolved config of spk '{spk}', frozen from {conf_file}; do not edit"
-    freeze(frozen, cfg, header=header, extra=fp)
-    table.save(layout.dump(spk) / SPEAKERS_FILE)
-    atomic_write_text(done_file, json.dumps(summary, indent=2) + "\n")
-
     logger.info("lists: %s", ", ".join(f"{k} {counts[k]}" for k in SPLITS))
     logger.info(
         "%d speakers, %d voices, %d pairs over %d sentences (per speaker/voice/pair counts in "
@@ -265,6 +180,66 @@ def run(spk: str, layout: Layout, force: bool = False, nj: int = 2) -> dict:
         spk,
         spk,
     )
+    return summary, table
+
+
+def run(spk: str, layout: Layout, force: bool = False, nj: int = 2) -> dict:
+    """Prepare ``data/<spk>`` (a fast no-op when already prepared with the same settings).
+
+    Returns:
+        Counts per split plus the number of unmatched/unreadable/excluded files.
+
+    Raises:
+        ConfigError: unknown spk, bad config, or a config changed since it was frozen.
+        UserError: the input audio changed since the spk was frozen (without ``force``).
+        CorpusError: the corpus cannot be read or is too small for the split.
+    """
+    cfg = load_spk(spk, layout.root)
+    conf_file = layout.shown(layout.spk_conf(spk))
+    frozen = layout.dump(spk) / "config.yaml"
+    diff = check_frozen(frozen, cfg, conf_file, force, f"spk '{spk}'")
+    data_dir = layout.data(spk)
+    done_file = data_dir / "prepared.json"
+    key = _stage0_key(cfg)
+    if done_file.is_file() and not force:
+        done = json.loads(done_file.read_text())
+        fp = read_fingerprint(layout.dump(spk))
+        if done.get("key") == key and frozen.is_file() and fp is not None:
+            check_inputs(layout, spk, fp)  # refuses changed audio, warns of new files
+            logger.info(
+                "data/%s already prepared (%s); nothing to do (--force redoes it)",
+                spk,
+                ", ".join(f"{k} {done['counts'][k]}" for k in SPLITS),
+            )
+            return done
+    if diff:
+        logger.warning("--force: rebuilding spk '%s' after config changes:", spk)
+        for line in diff:
+            logger.warning("    %s", line)
+
+    blocks = cfg.corpus_list()
+    logger.info("preparing corpus %s for spk '%s'", ", ".join(f"'{c.name}'" for c in blocks), spk)
+    prepared = [RECIPES[c.name](c, layout, nj) for c in blocks]
+    if cfg.is_text:
+        summary, table = text_lists.write_lists(spk, cfg, layout, prepared, key)
+    else:
+        summary, table = _write_pairs(spk, cfg, layout, prepared, key)
+    merged = Prepared(
+        utterances=[u for q in prepared for u in q.utterances],
+        unmatched_src=[f for q in prepared for f in q.unmatched_src],
+        unmatched_tgt=[f for q in prepared for f in q.unmatched_tgt],
+        skipped=[s for q in prepared for s in q.skipped],
+        roots=[r for q in prepared for r in q.roots],
+    )
+    record_corpus_files(layout, spk, merged.roots, merged.files())
+    files = input_files(layout, spk)
+    fp = fingerprint(cfg, files, input_digests(layout, spk, files))
+    fp.update(spk=spk, source=conf_file, frozen_at=dt.datetime.now().isoformat(timespec="seconds"))
+    header = f"# resolved config of spk '{spk}', frozen from {conf_file}; do not edit"
+    freeze(frozen, cfg, header=header, extra=fp)
+    table.save(layout.dump(spk) / SPEAKERS_FILE)
+    atomic_write_text(done_file, json.dumps(summary, indent=2) + "\n")
+
     return summary
 
 

@@ -1,5 +1,7 @@
 """Stage 1: features of every parallel pair of a spk, into ``dump/<SPK>/``.
 
+A text spk (``text:`` block) goes through :mod:`vc_toolkit.preprocess.text_stage` instead.
+
 Steps (under ``dump/<SPK>/stage1.lock``: a second concurrent run of the spk is refused):
     1. Check the spk is pinned (stage 0 ran) and unchanged: config and input files.
     2. Per pair, in ``nj`` worker processes: :func:`~vc_toolkit.features.extract.extract_pair`
@@ -206,6 +208,10 @@ def run(spk: str, layout: Layout, nj: int = 2, force: bool = False) -> dict:
     cfg = load_spk(spk, layout.root)
     lock = layout.dump(spk) / LOCK
     with tag_lock(lock, f"spk '{spk}'", doing="extracted (stage 1)"):
+        if cfg.is_text:
+            from vc_toolkit.preprocess import text_stage  # imports this module
+
+            return text_stage.run_locked(spk, layout, cfg, nj, force)
         return _run(spk, layout, cfg, nj, force)
 
 

@@ -41,12 +41,6 @@ def evaluate(exp: Experiment) -> dict[str, float]:
     return {k: v / max(count, 1) for k, v in sums.items()}
 
 
-def _padding(batch: Batch) -> float:
-    real = float(batch.src_lens.sum() + batch.tgt_lens.sum())
-    padded = len(batch) * float(batch.src_lens.max() + batch.tgt_lens.max())
-    return 1.0 - real / padded
-
-
 class Trainer(RunLoop):
     """Runs epochs of :class:`Experiment` ``exp`` until its budget is spent.
 
@@ -90,6 +84,7 @@ class Trainer(RunLoop):
             "scaler": self.scaler.state_dict() if self.precision.scaled else None,
             "precision": self.precision.name,
             "speakers": exp.speakers.as_dict(),
+            **exp.family.checkpoint_extras(exp.layout.dump(exp.cfg.spk)),
         }
 
     # ---- one step ----------------------------------------------------------------------
@@ -99,6 +94,7 @@ class Trainer(RunLoop):
     def _step(self, batch: Batch) -> dict[str, float] | None:
         exp = self.exp
         cfg = exp.cfg.train
+        exp.core.set_step(self.step)  # schedules inside the model (TTS binarisation loss)
         with self.precision.autocast():
             total, losses = exp.criterion(exp.model(batch), batch)
         exp.optimizer.zero_grad(set_to_none=True)
@@ -124,7 +120,7 @@ class Trainer(RunLoop):
 
     def _step_extras(self, batch: Batch, step_seconds: float, data_seconds: float) -> dict:
         return {
-            "padding_fraction": _padding(batch),
+            "padding_fraction": self.exp.family.padding(batch),
             "frames_per_sec": float(batch.tgt_lens.sum()) / max(step_seconds, 1e-9),
             "data_time_share": data_seconds / max(step_seconds, 1e-9),
         }
@@ -172,25 +168,25 @@ class Trainer(RunLoop):
 
     def _log_examples(self, step: int) -> None:
         if self.exp.cfg.train.dev_images:
-            from vc_toolkit.train.devplots import log_dev_examples
-
-            log_dev_examples(self.exp, self.runlog, step)
+            self.exp.family.log_dev_examples(self.exp, self.runlog, step)
 
     def _start_baselines(self) -> None:
-        """Dev losses before the first step and of copying the source (RNG state kept)."""
-        from vc_toolkit.train.baselines import copy_source_losses
-
+        """Dev losses before the first step, and the family's reference losses (VC: of
+        copying the source), RNG state kept."""
         exp = self.exp
         rng = checkpoint.rng_state()
         initial = evaluate(exp)
-        batches = (b.to(exp.device) for b in exp.dev_loader())
-        copy = copy_source_losses(batches, exp.stats, exp.spk_cfg.reduction_factor)
+        extra = exp.family.baselines(exp)
         checkpoint.set_rng_state(rng)
-        self.baselines = {"initial": initial, "copy_source": copy}
+        self.baselines = {"initial": initial, **extra}
         self.runlog.scalars("dev", initial, 0)
-        self.runlog.scalars("baseline", {"copy_source_mel": copy["mel"]}, 0)
+        copy = extra.get("copy_source")
+        if copy is not None:
+            self.runlog.scalars("baseline", {"copy_source_mel": copy["mel"]}, 0)
         metric = exp.cfg.train.best_metric
-        copy_text = f"; copying the source mel: {copy[metric]:.4f}" if metric in copy else ""
+        copy_text = (
+            f"; copying the source mel: {copy[metric]:.4f}" if copy and metric in copy else ""
+        )
         logger.info(
             "dev %s before training: %.4f%s", metric, initial.get(metric, math.nan), copy_text
         )

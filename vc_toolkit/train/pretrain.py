@@ -7,6 +7,15 @@ or missing is printed as a report, and the whole ancestry (tag, checkpoint,
 epoch/step, spk fingerprint) is written to ``exp/<TAG>/lineage.json``, with the tag's
 speakers and the parent rows that seeded its new ones. Speaker/emotion embedding tables
 are matched by name (:mod:`vc_toolkit.train.speakers`), not by row.
+
+The parent may be of the other model family (``model.type``): a VC tag may start from a
+TTS tag (as vc_tts_template's VC decoders started from "FastSpeech2 for VC"). Then the
+parts both families build alike load — decoder, variance adaptor (duration, pitch and
+energy predictors and embeddings, segment prosody), ``mel_proj``, postnet, conditioning
+(:data:`~vc_toolkit.models.fs2base.SHARED_PARTS`) — and each side's input parts are
+excluded (:func:`family_exclusions`): the parent's (a TTS model's token embedding, text
+encoder and aligner) because this model reads another input, this model's own because
+they have nothing to load from. The load report says so.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from vc_toolkit import checkpoint, log
 from vc_toolkit.config import ConfigError, TagConfig, load_tag
 from vc_toolkit.config.pin import read_fingerprint
 from vc_toolkit.config.resolve import flatten, read_yaml
-from vc_toolkit.config.tag import Pretrain
+from vc_toolkit.config.tag import ModelConfig, Pretrain
 from vc_toolkit.data.labels import SpeakerTable
 from vc_toolkit.errors import UserError
 from vc_toolkit.paths import Layout
@@ -95,6 +104,11 @@ def _prefix_match(name: str, prefixes: list[str]) -> bool:
     )
 
 
+def matches(name: str, prefixes: list[str]) -> bool:
+    """Whether parameter ``name`` falls under one of ``prefixes`` (a prefix or a glob)."""
+    return _prefix_match(name, prefixes)
+
+
 def check_compatible(spk: str, parent_spk: str, layout: Layout) -> None:
     """Refuse a pretrain whose spk features differ in a way weights cannot bridge."""
     if spk == parent_spk:
@@ -132,6 +146,8 @@ class LoadReport:
     tables: list[str] = field(default_factory=list)
     grown: list[str] = field(default_factory=list)
     seeded_rows: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    family_excluded: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         out = []
@@ -144,7 +160,47 @@ class LoadReport:
                 f"{name:>10}: {len(items):4d}"
                 + (f"  {shown}" if items and name != "loaded" else "")
             )
-        return out + self.tables
+        return out + self.tables + self.notes
+
+
+def family_exclusions(parent: ModelConfig, child: ModelConfig) -> tuple[list[str], list[str]]:
+    """What is not loaded when the pretrain tag is of another model family, and why.
+
+    Args:
+        parent: The pretrain tag's ``model`` block.
+        child: This tag's ``model`` block.
+
+    Returns:
+        tuple[list[str], list[str]]: state-dict prefixes to exclude (the parent's input
+        side, then this model's), and report lines; both empty for the same family.
+
+    Example:
+        >>> prefixes, notes = family_exclusions(ModelConfig(type="fastspeech2tts"), ModelConfig())
+        >>> prefixes
+        ['token_embed', 'encoder', 'aligner', 'input_proj', 'src_pitch_embed', 'src_energy_embed']
+    """
+    from vc_toolkit.models import MODEL_FAMILIES
+    from vc_toolkit.models.fs2base import SHARED_PARTS
+
+    if parent.type == child.type:
+        return [], []
+    theirs, ours = MODEL_FAMILIES.get(parent.type), MODEL_FAMILIES.get(child.type)
+    prefixes = list(dict.fromkeys([*theirs.input_parts, *ours.input_parts]))
+    notes = [
+        f"     model: the pretrain tag is {parent.type} ({theirs.input_kind} input), this tag "
+        f"{child.type} ({ours.input_kind} input): its {theirs.input_kind} side "
+        f"({', '.join(theirs.input_parts)}) is excluded, this model's "
+        f"{ours.input_kind} side ({', '.join(ours.input_parts)}) starts fresh; "
+        f"{', '.join(SHARED_PARTS)} load",
+    ]
+    if "token" in (parent.variance_level, child.variance_level) and (
+        parent.variance_level != child.variance_level
+    ):
+        notes.append(
+            "            pitch/energy are per token on one side and per frame on the other: "
+            "their output and embedding layers differ in shape (see mismatched)"
+        )
+    return prefixes, notes
 
 
 def _map_tables(
@@ -267,6 +323,11 @@ def check_optimizer_transfer(pcfg: Pretrain, report: LoadReport) -> None:
         )
         if names
     ]
+    if report.family_excluded:
+        causes.append(
+            f"the pretrain tag is another model family ({len(report.family_excluded)} input "
+            "parameters not loaded)"
+        )
     if pcfg.exclude:
         causes.append(f"pretrain.exclude leaves {len(report.excluded)} parameters out")
     if pcfg.freeze:

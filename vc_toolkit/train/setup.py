@@ -5,6 +5,11 @@ tag config unchanged since its first run), builds data loaders, model, loss,
 optimizer and schedule, and restores state: from the tag's own checkpoint when
 one exists (exact resume), else from the pretrain tag when configured.
 
+What differs between speech input (VC) and text input (TTS) — the split reader, the
+collate function, the sampler lengths, the model, checkpoint extras, baselines and dev
+examples — is asked of the tag's :class:`~vc_toolkit.train.family.InputFamily`, chosen
+once here (:func:`~vc_toolkit.train.family.input_family`).
+
 The tag's speaker table (:mod:`vc_toolkit.train.speakers`) sizes the model's
 conditioning tables, maps every utterance's labels to ids for the batches, and is
 written to ``exp/<TAG>/speakers.json`` (and into every checkpoint).
@@ -27,17 +32,16 @@ from torch import nn
 from vc_toolkit import checkpoint, log
 from vc_toolkit.config import SpkConfig, TagConfig, load_spk, load_tag
 from vc_toolkit.config.pin import check_frozen, freeze, read_fingerprint
-from vc_toolkit.data.batch import collate
-from vc_toolkit.data.dump import DumpSplit
 from vc_toolkit.data.labels import SPEAKERS_FILE, SpeakerTable
 from vc_toolkit.device import pick_device
 from vc_toolkit.errors import UserError
 from vc_toolkit.features.stats import load_stats
-from vc_toolkit.models import build_model, loss_names, loss_sources
+from vc_toolkit.models import loss_names, loss_sources
 from vc_toolkit.models.loss import VCLoss
 from vc_toolkit.paths import Layout, checkpoints_dir
 from vc_toolkit.train import pretrain, speakers
 from vc_toolkit.train.ddp import World
+from vc_toolkit.train.family import SPEECH, InputFamily, input_family
 from vc_toolkit.train.frame_sampler import build_sampler, describe
 from vc_toolkit.train.sampler import PlannedBatchSampler
 from vc_toolkit.train.scheduler import LRSchedule
@@ -96,8 +100,8 @@ class Experiment:
     criterion: VCLoss
     optimizer: torch.optim.Optimizer
     scheduler: LRSchedule
-    train_set: DumpSplit
-    dev_set: DumpSplit
+    train_set: Any
+    dev_set: Any
     sampler: PlannedBatchSampler
     stats: dict
     fingerprint: dict
@@ -107,6 +111,7 @@ class Experiment:
     lineage: list[dict] = field(default_factory=list)
     write: bool = True
     speakers: SpeakerTable = field(default_factory=lambda: SpeakerTable(["src", "tgt"]))
+    family: InputFamily = SPEECH
 
     @property
     def core(self) -> nn.Module:
@@ -120,13 +125,14 @@ class Experiment:
             self.cfg.train.num_workers,
             self.device,
             self.speakers,
+            self.family.collate,
             generator,
         )
 
     def dev_loader(self) -> torch.utils.data.DataLoader:
-        dev = self.dev_set
-        sampler = build_sampler(self.cfg.train, dev.tgt_frames, dev.src_frames, shuffle=False)
-        return _loader(self.dev_set, sampler, 0, self.device, self.speakers)
+        lengths, extra = self.family.lengths(self.dev_set)
+        sampler = build_sampler(self.cfg.train, lengths, extra, shuffle=False)
+        return _loader(self.dev_set, sampler, 0, self.device, self.speakers, self.family.collate)
 
 
 class _Items(torch.utils.data.Dataset):
@@ -136,7 +142,7 @@ class _Items(torch.utils.data.Dataset):
         LabelError: an utterance names a speaker or emotion the table lacks.
     """
 
-    def __init__(self, split: DumpSplit, table: SpeakerTable):
+    def __init__(self, split: Any, table: SpeakerTable):
         self.split = split
         self.ids = [table.ids(split.labels[utt]) for utt in split.utt_ids]
 
@@ -147,11 +153,13 @@ class _Items(torch.utils.data.Dataset):
         return {**self.split[i], **self.ids[i]}
 
 
-def _loader(split, sampler, workers, device, table, generator=None) -> torch.utils.data.DataLoader:
+def _loader(
+    split, sampler, workers, device, table, collate_fn, generator=None
+) -> torch.utils.data.DataLoader:
     return torch.utils.data.DataLoader(
         _Items(split, table),
         batch_sampler=sampler,
-        collate_fn=collate,
+        collate_fn=collate_fn,
         num_workers=workers,
         pin_memory=device.type == "cuda",
         persistent_workers=False,
@@ -245,20 +253,21 @@ def setup(
     torch.set_num_threads(cfg.train.num_threads or max(1, os.cpu_count() or 1))
     seed_everything(cfg.train.seed)
     dump = layout.dump(cfg.spk)
-    train_set, dev_set = DumpSplit(dump / "train"), DumpSplit(dump / "dev")
+    family = input_family(cfg, dump)
+    train_set, dev_set = (
+        family.open_split(dump / "train", cfg),
+        family.open_split(dump / "dev", cfg),
+    )
     stats = load_stats(dump / "stats.npz")
-    n_mels = int(spk_cfg.feats.mel.n_mels)
     table = speakers.tag_table(cfg, layout)
-    model = build_model(cfg.model, n_mels, spk_cfg.reduction_factor, speakers=table).to(dev)
+    model = family.build_model(cfg, spk_cfg, dump, table).to(dev)
     if cfg.pretrain is not None:
         pretrain.apply_freeze(model, cfg.pretrain.freeze)
     if write:  # frozen only once the model builds: a failed first start leaves no config behind
         exp_dir.mkdir(parents=True, exist_ok=True)
         if from_conf:
             freeze_run_config(exp_dir, f"tag '{tag}'", cfg, layout.tag_conf(tag), layout, force)
-    sampler = build_sampler(
-        cfg.train, train_set.tgt_frames, train_set.src_frames, world.rank, world.world_size
-    )
+    sampler = build_sampler(cfg.train, *family.lengths(train_set), world.rank, world.world_size)
     logger.info("batches: %s", describe(sampler))
     exp = Experiment(
         tag=tag,
@@ -279,6 +288,7 @@ def setup(
         fingerprint=fp,
         write=write,
         speakers=table,
+        family=family,
     )
     exp.scheduler = LRSchedule(
         cfg.train.scheduler, _nominal_batch(cfg, sampler, world), cfg.model.hidden, exp.optimizer
@@ -286,6 +296,7 @@ def setup(
     _restore(exp, resume_from)
     if write:
         table.save(exp_dir / SPEAKERS_FILE)
+        family.write_files(dump, exp_dir)
     if world.distributed:
         exp.model = nn.parallel.DistributedDataParallel(
             model, device_ids=[world.local_rank] if dev.type == "cuda" else None
@@ -358,14 +369,17 @@ def _load_pretrain(exp: Experiment) -> None:
         ) from None
     state = checkpoint.load(path)
     parent_table = speakers.parent_table(pcfg.tag, layout)
+    cross, notes = pretrain.family_exclusions(parent_cfg.model, exp.cfg.model)
     report = pretrain.load_weights(
         exp.core,
         state["model"],
         pcfg.strict,
-        pcfg.exclude,
+        [*pcfg.exclude, *cross],
         pcfg.freeze,
         speakers=(parent_table, exp.speakers),
     )
+    report.family_excluded = [n for n in report.excluded if pretrain.matches(n, cross)]
+    report.notes += notes
     exp.pretrain_report = report
     logger.info("initialised from pretrain tag '%s' (%s):", pcfg.tag, layout.shown(path))
     for line in report.lines():

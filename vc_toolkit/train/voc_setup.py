@@ -31,7 +31,6 @@ from torch import nn
 
 from vc_toolkit import checkpoint, log
 from vc_toolkit.config import SpkConfig, VocConfig, load_spk, load_voc
-from vc_toolkit.data.batch import collate
 from vc_toolkit.data.dump import DumpSplit
 from vc_toolkit.data.labels import SPEAKERS_FILE, SpeakerTable
 from vc_toolkit.data.vocoder import gt_aligned_pair, make_pair, save_pair
@@ -40,11 +39,11 @@ from vc_toolkit.errors import UserError
 from vc_toolkit.features import frontend
 from vc_toolkit.features.stats import denormalize_mel, load_stats
 from vc_toolkit.io import atomic_write_text, read_scp
-from vc_toolkit.models import build_model
 from vc_toolkit.parallel import parallel_map
 from vc_toolkit.paths import Layout, checkpoints_dir
 from vc_toolkit.records import load_tag_config
 from vc_toolkit.train.ddp import World
+from vc_toolkit.train.family import input_family
 from vc_toolkit.train.setup import ensure_features, freeze_run_config, seed_everything
 from vc_toolkit.vocoder.discriminators import HiFiGANDiscriminator, discriminator_config
 from vc_toolkit.vocoder.hifigan_generator import Generator, generator_config, original_config
@@ -99,7 +98,12 @@ def _pair_job(job: tuple) -> str | None:
 
 
 def _kept(layout: Layout, spk: str, split: str) -> list[str]:
-    return DumpSplit(layout.dump(spk) / split).utt_ids
+    """The utterances stage 1 kept (of a speech or a text spk)."""
+    from vc_toolkit.data.text_dump import TextDumpSplit, is_text_dump
+
+    dump = layout.dump(spk)
+    reader = TextDumpSplit if is_text_dump(dump) else DumpSplit
+    return reader(dump / split).utt_ids
 
 
 def _recording_pairs(layout: Layout, cfg: VocConfig, spk_cfg: SpkConfig) -> dict[str, list]:
@@ -127,8 +131,9 @@ def _gta_pairs(layout: Layout, cfg: VocConfig, spk_cfg: SpkConfig, exp_dir: Path
         )
     state = checkpoint.load(checkpoint.resolve(layout.checkpoints(ft.tag), ft.checkpoint))
     table = SpeakerTable.load(layout.exp(ft.tag) / SPEAKERS_FILE)
-    n_mels, r = spk_cfg.feats.mel.n_mels, spk_cfg.reduction_factor
-    model = build_model(tag_cfg.model, n_mels, r, speakers=table)
+    dump = layout.dump(cfg.spk)
+    family = input_family(tag_cfg, dump)  # a VC or a TTS tag: teacher-forced either way
+    model = family.build_model(tag_cfg, spk_cfg, dump, table)
     model.load_state_dict(state["model"])
     model.eval()
     stats = load_stats(layout.dump(cfg.spk) / "stats.npz")
@@ -136,7 +141,7 @@ def _gta_pairs(layout: Layout, cfg: VocConfig, spk_cfg: SpkConfig, exp_dir: Path
     paths = {s: [] for s in SPLITS}
     for split in SPLITS:
         listed = read_scp(layout.data(cfg.spk) / split / "tgt.scp")
-        data = DumpSplit(layout.dump(cfg.spk) / split)
+        data = family.open_split(dump / split, tag_cfg)
         for i, utt in enumerate(data.utt_ids):
             out = exp_dir / "gta" / split / f"{utt}.npz"
             paths[split].append(out)
@@ -144,7 +149,7 @@ def _gta_pairs(layout: Layout, cfg: VocConfig, spk_cfg: SpkConfig, exp_dir: Path
                 continue
             item = {**data[i], **table.ids(data.labels[utt])}  # with its speaker ids
             with torch.no_grad():
-                mel = model(collate([item]))["post_mel"][0].numpy()
+                mel = model(family.collate([item]))["post_mel"][0].numpy()
             audio = frontend.load_speech(layout.resolve(listed[utt]), spk_cfg).samples
             pair = gt_aligned_pair(denormalize_mel(mel, stats, side="tgt"), audio, hop)
             save_pair(out, pair)

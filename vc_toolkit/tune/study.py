@@ -162,7 +162,8 @@ def check_base(cfg: StudyConfig, base: TagConfig, space: Mapping[str, Distributi
     name = cfg.objective.name
     if name in loss_names(base.model):
         return
-    if any(key.startswith(f"{slot}.") for slot in loss_slots(name) for key in space):
+    slots = loss_slots(name)  # a block (model.prosody) or a key (model.type)
+    if any(key == slot or key.startswith(f"{slot}.") for slot in slots for key in space):
         return
     raise ConfigError(
         f"objective '{name}' is not computed for base tag '{cfg.base_tag}' "

@@ -11,7 +11,17 @@ from collections.abc import Callable
 from typing import Any
 
 from vc_toolkit.paths import Layout
-from vc_toolkit.prepare.corpora import demo, demo_multi, jsut_jsss, jvs, labeled, parallel
+from vc_toolkit.prepare.corpora import (
+    demo,
+    demo_multi,
+    demo_tts,
+    jsut,
+    jsut_jsss,
+    jvs,
+    labeled,
+    ljspeech,
+    parallel,
+)
 from vc_toolkit.prepare.corpora.base import CorpusError, Pair, Prepared, Utterance
 
 RECIPES: dict[str, Callable[[Any, Layout, int], Prepared]] = {
@@ -21,6 +31,9 @@ RECIPES: dict[str, Callable[[Any, Layout, int], Prepared]] = {
     "jvs": jvs.prepare,
     "jsut_jsss": jsut_jsss.prepare,
     "labeled": labeled.prepare,
+    "demo_tts": demo_tts.prepare,
+    "ljspeech": ljspeech.prepare,
+    "jsut": jsut.prepare,
 }
 
 __all__ = ["RECIPES", "CorpusError", "Pair", "Prepared", "Utterance"]

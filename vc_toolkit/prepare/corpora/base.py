@@ -29,12 +29,16 @@ class Utterance:
         path: the audio file.
         speaker: speaker name.
         emotion: emotion/style name.
+        text: the transcript (text corpora only).
+        phone_times: the synthesiser's own phoneme timings of the file (``demo_tts`` only).
     """
 
     sentence: str
     path: Path
     speaker: str
     emotion: str = NEUTRAL
+    text: str | None = None
+    phone_times: Path | None = None
 
     @property
     def voice(self) -> str:

@@ -2,7 +2,7 @@
 
 libespeak-ng keeps synthesiser state between calls, so each file is synthesised in
 a freshly forked child seeded from the file's key (see
-:mod:`vc_toolkit.prepare.corpora.espeak`): every file is byte-identical on every
+:mod:`vc_toolkit.text.espeak`): every file is byte-identical on every
 run and independent of which files already exist. The key also seeds the room
 (silence padding and noise floor).
 """
@@ -19,10 +19,10 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from vc_toolkit.config.spk import Voice
-from vc_toolkit.io import atomic_open
+from vc_toolkit.config.voice import Voice
+from vc_toolkit.io import atomic_open, atomic_write_text
 from vc_toolkit.prepare.corpora.base import CorpusError
-from vc_toolkit.prepare.corpora.espeak import Espeak
+from vc_toolkit.text.espeak import Espeak, PhonemeEvent
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class SynthJob:
     voice: Voice
     room: Room
     out: Path
+    times: Path | None = None
 
 
 def read_sentences(path: Path, num: int, first: int = 1) -> list[tuple[str, str]]:
@@ -83,11 +84,18 @@ def with_pause(text: str, pause_ms: int, min_words: int) -> str:
     return "<speak>" + " ".join(words) + "</speak>"
 
 
-def add_room(wav: np.ndarray, sr: int, key: str, room: Room) -> np.ndarray:
-    """Pad with silence and add a low noise floor, deterministically from ``key``."""
+def room_pads(sr: int, key: str, room: Room) -> tuple[int, int, np.random.Generator]:
+    """Samples of silence before and after the speech of ``key``, and the generator after
+    drawing them (the noise is drawn from it next)."""
     rng = np.random.default_rng(zlib.crc32(key.encode()))
     lo, hi = room.pad_ms
     head, tail = (int(sr * rng.uniform(lo, hi) / 1000) for _ in range(2))
+    return head, tail, rng
+
+
+def add_room(wav: np.ndarray, sr: int, key: str, room: Room) -> np.ndarray:
+    """Pad with silence and add a low noise floor, deterministically from ``key``."""
+    head, tail, rng = room_pads(sr, key, room)
     x = np.concatenate([np.zeros(head), wav.astype(np.float64), np.zeros(tail)])
     if room.noise_dbfs is not None:
         x += rng.standard_normal(len(x)) * 32768.0 * 10 ** (room.noise_dbfs / 20)
@@ -107,17 +115,49 @@ def _synth_job(job: SynthJob) -> str:
     wav = tts.synth(with_pause(job.text, voice.pause_ms, job.room.pause_min_words), voice, True)
     if wav.size == 0:
         raise CorpusError(f"espeak-ng produced no audio for {job.key}")
+    if job.times is not None:
+        head = room_pads(tts.sample_rate, job.key, job.room)[0]
+        rows = phone_rows(tts.events, len(wav), head, tts.sample_rate)
+        atomic_write_text(job.times, "".join("\t".join(r) + "\n" for r in rows))
     wav = add_room(wav, tts.sample_rate, job.key, job.room)
     _write_wav(job.out, wav, tts.sample_rate)
     return job.key
 
 
+PHONE_TIMES_HEADER = ("start", "end", "phone", "word")
+
+
+def phone_rows(events: list[PhonemeEvent], n: int, head: int, sr: int) -> list[tuple[str, ...]]:
+    """Rows of a phone-times file: ``start end phone word`` (seconds in the written file).
+
+    A phoneme lasts until the next one starts (the last until the end of the speech,
+    ``n`` samples); pauses are named ``_`` with word ``-``. A phoneme espeak-ng merges into
+    its neighbour (a final dark ``l``) keeps its zero-length row, so the rows list every
+    phoneme it spoke; zero-length pauses are left out.
+
+    Example:
+        >>> ev = [PhonemeEvent(0, "h", 0), PhonemeEvent(100, "ə", 0), PhonemeEvent(300, "l", 0),
+        ...       PhonemeEvent(300, "", 0), PhonemeEvent(400, "", 0)]
+        >>> phone_rows(ev, 400, head=100, sr=1000)[1:]
+        [('0.100000', '0.200000', 'h', '0'), ('0.200000', '0.400000', 'ə', '0'), \
+('0.400000', '0.400000', 'l', '0'), ('0.400000', '0.500000', '_', '-')]
+    """
+    rows = [PHONE_TIMES_HEADER]
+    starts = [min(e.sample, n) for e in events] + [n]
+    for e, a, b in zip(events, starts, starts[1:], strict=False):
+        if b < a or (b == a and not e.name):
+            continue
+        name, word = (e.name, str(max(e.word, 0))) if e.name else ("_", "-")
+        rows.append((f"{(a + head) / sr:.6f}", f"{(b + head) / sr:.6f}", name, word))
+    return rows
+
+
 def synthesise(jobs: list[SynthJob], nj: int, desc: str) -> None:
     """Generate the files of ``jobs`` that do not exist yet, ``nj`` children at a time."""
-    todo = [j for j in jobs if not j.out.is_file()]
+    todo = [j for j in jobs if not j.out.is_file() or (j.times and not j.times.is_file())]
     if not todo:
         return
-    for folder in sorted({j.out.parent for j in todo}):
+    for folder in sorted({p.parent for j in todo for p in (j.out, j.times) if p is not None}):
         folder.mkdir(parents=True, exist_ok=True)
     Espeak()  # initialise in the parent, synthesise only in fresh children
     ctx = mp.get_context("fork")
