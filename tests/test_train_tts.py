@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -18,6 +19,16 @@ from vc_toolkit.train.family import FamilyMismatchError
 from vc_toolkit.train.loop import Trainer
 from vc_toolkit.train.setup import setup
 from vc_toolkit.train.stage import run as train_tag
+
+
+@pytest.fixture(autouse=True)
+def _console_logging_restored():
+    """vc-align points logging at the (captured) stderr; later tests log elsewhere."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="module")

@@ -74,8 +74,8 @@ class InputFamily(ABC):
         """Files of the run folder beside ``speakers.json`` (default none)."""
         return None
 
-    def baselines(self, exp: Any) -> dict[str, float]:
-        """Reference dev losses beside the untrained model's, e.g. ``copy_source``."""
+    def baselines(self, exp: Any) -> dict[str, dict[str, float]]:
+        """Reference dev losses beside the untrained model's, by name (``copy_source``)."""
         return {}
 
     @abstractmethod
@@ -107,7 +107,7 @@ class SpeechInput(InputFamily):
         padded = len(batch) * float(batch.src_lens.max() + batch.tgt_lens.max())
         return 1.0 - real / padded
 
-    def baselines(self, exp: Any) -> dict[str, float]:
+    def baselines(self, exp: Any) -> dict[str, dict[str, float]]:
         """``copy_source``: the mel L1 of the source itself (see
         :mod:`vc_toolkit.train.baselines`)."""
         from vc_toolkit.train.baselines import copy_source_losses
