@@ -6,6 +6,7 @@ are re-exported here for ``from conftest import ...``.
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -35,6 +36,21 @@ def new_root(base: Path) -> Path:
     (root / "egs" / "demo").mkdir(parents=True)
     shutil.copy(REPO / "egs/demo/harvard_sentences.txt", root / "egs/demo/harvard_sentences.txt")
     return root
+
+
+@pytest.fixture(autouse=True)
+def _console_logging_restored():
+    """Every test leaves the root logger as it found it.
+
+    The command-line entry points point logging at ``sys.stderr`` as they find it, which
+    under pytest's capture is a stream closed after the test; a later test would then
+    log into a closed file.
+    """
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from vc_toolkit.config import ConfigError, TagConfig, build, load_tag
 from vc_toolkit.config.tag import ModelConfig
 from vc_toolkit.models import build_model
 from vc_toolkit.paths import Layout
-from vc_toolkit.train import setup as train_setup
+from vc_toolkit.train import family as train_family
 from vc_toolkit.train.setup import setup
 
 
@@ -155,7 +155,7 @@ def test_stage_2_freezes_the_config_only_once_the_model_is_built(
     def broken(cfg, n_mels, reduction_factor, speakers=None):
         raise ValueError("a constraint the validator does not know")
 
-    monkeypatch.setattr(train_setup, "build_model", broken)
+    monkeypatch.setattr(train_family, "build_model", broken)
     with pytest.raises(ValueError, match="validator does not know"):
         setup("t", Layout(root), "cpu")
     assert not (root / "exp/t/config.yaml").exists()

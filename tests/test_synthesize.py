@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 
 import numpy as np
 import pytest
@@ -16,16 +15,6 @@ from vc_toolkit.infer.synthesize import Synthesizer, synthesize_texts
 from vc_toolkit.paths import Layout
 
 UNSEEN = "Seven green frogs sat in a muddy pond."
-
-
-@pytest.fixture(autouse=True)
-def _console_logging_restored():
-    """The CLIs point logging at the (captured) stderr; later tests log elsewhere."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import math
 
 import numpy as np
@@ -21,16 +20,6 @@ from vc_toolkit.paths import Layout
 from vc_toolkit.text.phone_times import PhoneTime, boundary_errors, token_starts
 
 SPK = "tinytts"
-
-
-@pytest.fixture(autouse=True)
-def _console_logging_restored():
-    """The CLIs point logging at the (captured) stderr; later tests log elsewhere."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.fixture(scope="module")

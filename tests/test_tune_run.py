@@ -17,7 +17,7 @@ from vc_toolkit.config import ConfigError, load_tag, to_dict
 from vc_toolkit.config.resolve import flatten, read_yaml
 from vc_toolkit.errors import UserError
 from vc_toolkit.paths import Layout
-from vc_toolkit.train import setup as train_setup
+from vc_toolkit.train import family as train_family
 from vc_toolkit.train.loop import Trainer
 from vc_toolkit.tune.export import export_trial
 from vc_toolkit.tune.objective import HOST, prepare, work
@@ -160,8 +160,8 @@ def test_a_trial_that_raises_fails_with_its_reason_and_the_study_goes_on(root, m
             raise ValueError("kernel_size 5 is not supported by this conv")
         return original(cfg, n_mels, reduction_factor, speakers)
 
-    original = train_setup.build_model
-    monkeypatch.setattr(train_setup, "build_model", build)
+    original = train_family.build_model
+    monkeypatch.setattr(train_family, "build_model", build)
     key = "model.encoder.kernel_size"
     _write_study(root, "raises", {key: {"type": "categorical", "choices": [3, 5]}}, n_trials=3)
     trials = _run(root, "raises", [{key: 5}, {key: 3}, {key: 5}]).get_trials()
