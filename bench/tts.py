@@ -189,8 +189,8 @@ def bench_tts(
     try:
         with tempfile.TemporaryDirectory(prefix="vc-bench-tts-") as tmp:
             small, name = ensure_text_spk(layout, spk, utts, Path(tmp))
-            cfg = tts_config(small, tag, name, batch_size)
-            shown = tag if small.tag_conf(tag).is_file() else "fallback (demo preset)"
+            cfg = tts_config(layout, tag, name, batch_size)  # the tag of the recipe root
+            shown = tag if layout.tag_conf(tag).is_file() else "fallback (demo preset)"
             _say(f"TTS training: {warmup} + {steps} steps, batch {cfg.train.batch_size}")
             train = bench_training(small, "bench-tts", cfg, steps, warmup)
             _say(f"TTS synthesis: {reps} reps of the dev sentences")
