@@ -8,6 +8,7 @@ factor ``r``; durations and segment counts are in *reduced* frames
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Self
 
 import numpy as np
 import torch
@@ -16,8 +17,41 @@ from torch import Tensor
 from vc_toolkit.data.labels import ID_KEYS
 
 
+class BatchMethods:
+    """What every padded batch dataclass shares (:class:`Batch`, and the text batch of
+    :mod:`vc_toolkit.data.text_batch`): default speaker/emotion ids, the conditioning ids,
+    moving to a device and the batch size. The dataclass needs ``utt_ids`` and the four
+    :data:`~vc_toolkit.data.labels.ID_KEYS` fields."""
+
+    utt_ids: list[str]
+
+    def __post_init__(self) -> None:
+        for key in ID_KEYS:
+            if getattr(self, key) is None:
+                setattr(self, key, torch.zeros(len(self.utt_ids), dtype=torch.long))
+
+    def conditioning(self) -> dict[str, Tensor]:
+        """The speaker/emotion ids, :data:`~vc_toolkit.data.labels.ID_KEYS` → (B,) long."""
+        return {key: getattr(self, key) for key in ID_KEYS}
+
+    def to(self, device: torch.device | str) -> Self:
+        """Move every tensor to ``device`` (non-blocking where possible)."""
+        moved = {
+            f.name: (
+                getattr(self, f.name).to(device, non_blocking=True)
+                if isinstance(getattr(self, f.name), Tensor)
+                else getattr(self, f.name)
+            )
+            for f in fields(self)
+        }
+        return type(self)(**moved)
+
+    def __len__(self) -> int:
+        return len(self.utt_ids)
+
+
 @dataclass
-class Batch:
+class Batch(BatchMethods):
     """A padded batch of parallel utterances.
 
     Attributes:
@@ -62,30 +96,6 @@ class Batch:
     tgt_spk: Tensor | None = None
     src_emo: Tensor | None = None
     tgt_emo: Tensor | None = None
-
-    def __post_init__(self) -> None:
-        for key in ID_KEYS:
-            if getattr(self, key) is None:
-                setattr(self, key, torch.zeros(len(self.utt_ids), dtype=torch.long))
-
-    def conditioning(self) -> dict[str, Tensor]:
-        """The speaker/emotion ids, :data:`~vc_toolkit.data.labels.ID_KEYS` → (B,) long."""
-        return {key: getattr(self, key) for key in ID_KEYS}
-
-    def to(self, device: torch.device | str) -> Batch:
-        """Move every tensor to ``device`` (non-blocking where possible)."""
-        moved = {
-            f.name: (
-                getattr(self, f.name).to(device, non_blocking=True)
-                if isinstance(getattr(self, f.name), Tensor)
-                else getattr(self, f.name)
-            )
-            for f in fields(self)
-        }
-        return Batch(**moved)
-
-    def __len__(self) -> int:
-        return len(self.utt_ids)
 
 
 def _ids(items: list[dict]) -> dict[str, Tensor]:

@@ -19,18 +19,17 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from vc_toolkit.data.batch import _ids, _pad
-from vc_toolkit.data.labels import ID_KEYS
+from vc_toolkit.data.batch import BatchMethods, _ids, _pad
 
 
 @dataclass
-class TextBatch:
+class TextBatch(BatchMethods):
     """A padded batch of sentences and their recordings.
 
     Attributes:
@@ -66,30 +65,6 @@ class TextBatch:
     tgt_spk: Tensor | None = None
     src_emo: Tensor | None = None
     tgt_emo: Tensor | None = None
-
-    def __post_init__(self) -> None:
-        for key in ID_KEYS:
-            if getattr(self, key) is None:
-                setattr(self, key, torch.zeros(len(self.utt_ids), dtype=torch.long))
-
-    def conditioning(self) -> dict[str, Tensor]:
-        """The speaker/emotion ids, :data:`~vc_toolkit.data.labels.ID_KEYS` → (B,) long."""
-        return {key: getattr(self, key) for key in ID_KEYS}
-
-    def to(self, device: torch.device | str) -> TextBatch:
-        """Move every tensor to ``device`` (non-blocking where possible)."""
-        moved = {
-            f.name: (
-                getattr(self, f.name).to(device, non_blocking=True)
-                if isinstance(getattr(self, f.name), Tensor)
-                else getattr(self, f.name)
-            )
-            for f in fields(self)
-        }
-        return TextBatch(**moved)
-
-    def __len__(self) -> int:
-        return len(self.utt_ids)
 
 
 def collate_text(items: list[dict]) -> TextBatch:

@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import unicodedata
+from abc import ABC, abstractmethod
 
 import numpy as np
 
@@ -81,7 +82,7 @@ def _ascii_alnum(c: str) -> bool:
     return c.isascii() and c.isalnum()
 
 
-class Frontend:
+class Frontend(ABC):
     """Base of the front-ends: text → symbols, pauses and word boundaries shared.
 
     Args:
@@ -102,9 +103,9 @@ class Frontend:
         """Symbols every table of this front-end holds, seen in the texts or not."""
         return [*self.pause_symbols, *([WORD_BOUNDARY] if self.cfg.word_boundary else [])]
 
+    @abstractmethod
     def words_of(self, chunk: str) -> list[list[str]]:
         """Symbols of each word of a chunk of text without pauses."""
-        raise NotImplementedError
 
     def symbols_of(self, text: str) -> list[str]:
         """The symbols of ``text``: words joined by boundaries, pause tokens kept.
